@@ -1,0 +1,8 @@
+"""Pure-torch twins of every public op: the test oracle, the eager baseline and the CPU backend.
+
+Never imports triton.
+"""
+
+from kernels.reference.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
+
+__all__ = ["Norms", "fgsm", "linear_fgsm", "perturbation_norms", "pgd_step"]
