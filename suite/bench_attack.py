@@ -1,0 +1,383 @@
+"""Speed and memory of the gradient-sign attack ops (``kernels/attack.py``) against baselines.
+
+Implementations (``impl``): ``triton`` (the fused kernels, CUDA only), ``torch_compile`` (the same
+public op with ``backend="torch"``: the reference through ``torch.compile(dynamic=True)``) and
+``eager`` (``kernels.reference``, plain eager PyTorch: what a user writes by hand).
+
+Benchmarks:
+- ``TimeAttackOps``: host wall clock per call on this machine's device (the CPU path on a CPU
+  machine; on a GPU, synchronised, so launch overhead counts). Compiling and Triton's JIT happen in
+  ``setup``, whose result is cached per process (asv-runner re-runs ``setup`` before every call).
+- ``TrackAttackOpsGPU``: GPU only. One ``setup_cache`` run measures every combination with
+  ``triton.testing.do_bench`` (median ms, L2 flushed) and ``torch.cuda.max_memory_allocated``;
+  the ``track_`` methods read the numbers (ms, GB/s, % of measured copy bandwidth, bytes).
+- ``TimeWholeAttack`` / ``TrackWholeAttackGPU``: 10 L-inf PGD steps on a linear classifier, the
+  hdbench loop (autograd for the model gradient + ``pgd_step``) against ``torchattacks.PGD``.
+
+Minimal bytes each op must move, per image element of size s (fp32: s = 4); GB/s and % of copy
+use these compulsory figures, so every implementation is scored against the same work:
+- ``fgsm``: read x, grad; write out: 3 s (12 B fp32).
+- ``pgd_linf``, ``pgd_linf_norms``: read x, x0, grad; write out: 4 s (16 B). Norms are (B, 4).
+- ``pgd_l2``: 4 s (16 B) compulsory. The step needs ``||g||`` and the projection ``||d||`` before
+  any element is written, so a streaming kernel reads the inputs twice (28 B fp32 in the Triton
+  kernel): its ceiling is 16/28 = 57% of copy bandwidth.
+- ``perturbation_norms``: read x, x0: 2 s (8 B).
+- ``linear_fgsm``: read x, write out: 2 s, plus the (10, D) weight once. The step needs the
+  logits of the whole sample first, so a streaming kernel reads x twice (3 s).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import kernels
+from kernels import reference
+from suite import common
+
+OPS = ("fgsm", "pgd_linf", "pgd_l2", "pgd_linf_norms", "perturbation_norms", "linear_fgsm")
+IMPLS = ("triton", "torch_compile", "eager")
+GPU_DTYPES = ("fp32", "bf16")
+
+CLASSES = 10
+EPS_LINF = 8 / 255
+STEP_LINF = 2 / 255
+# L2 radius per unit of sqrt(D) (area-normalised), so the projection binds at every size
+EPS_L2_AREA = 0.02
+
+# streams of size s per element that each op must move (see the module docstring)
+MIN_STREAMS = {
+    "fgsm": 3,
+    "pgd_linf": 4,
+    "pgd_l2": 4,
+    "pgd_linf_norms": 4,
+    "perturbation_norms": 2,
+    "linear_fgsm": 2,
+}
+
+
+def min_bytes(op: str, batch: int, side: int, dtype: torch.dtype) -> int:
+    """Compulsory bytes `op` moves on a (batch, 3, side, side) input of `dtype`."""
+    d = common.CHANNELS * side * side
+    size = torch.empty((), dtype=dtype).element_size()
+    extra = CLASSES * d * size if op == "linear_fgsm" else 0  # the weight matrix, read once
+    return MIN_STREAMS[op] * batch * d * size + extra
+
+
+def make_inputs(dev: str, dtype: torch.dtype, batch: int, side: int) -> dict[str, torch.Tensor]:
+    """Seeded inputs for every op: clean images x0 in [0, 1], an iterate x in the L-inf ball,
+    a gradient, and a linear classifier (weight (10, D), bias, targets)."""
+    gen = common.generator(dev)
+    shape = (batch, common.CHANNELS, side, side)
+    d = common.CHANNELS * side * side
+    x0 = torch.rand(shape, generator=gen, device=dev)
+    x = (x0 + torch.empty_like(x0).uniform_(-EPS_LINF, EPS_LINF, generator=gen)).clamp_(0, 1)
+    grad = torch.randn(shape, generator=gen, device=dev)
+    weight = torch.randn((CLASSES, d), generator=gen, device=dev).mul_(1 / math.sqrt(d))
+    bias = torch.randn((CLASSES,), generator=gen, device=dev)
+    target = torch.randint(0, CLASSES, (batch,), generator=gen, device=dev)
+    cast = {"x": x, "x0": x0, "grad": grad, "weight": weight, "bias": bias}
+    out = {k: v.to(dtype) for k, v in cast.items()}
+    out["target"] = target
+    return out
+
+
+def op_call(op: str, impl: str, t: dict[str, torch.Tensor]) -> Callable[[], Any]:
+    """A zero-argument call of `op` by `impl` on inputs `t` (from ``make_inputs``)."""
+    if impl == "eager":
+        mod, kw = reference, {}
+    elif impl in ("triton", "torch_compile"):
+        mod, kw = kernels, {"backend": "triton" if impl == "triton" else "torch"}
+    else:
+        raise ValueError(f"op_call: expected impl in {IMPLS}, got {impl!r}")
+    x, x0, g = t["x"], t["x0"], t["grad"]
+    eps_l2 = EPS_L2_AREA * math.sqrt(x[0].numel())
+    calls: dict[str, Callable[[], Any]] = {
+        "fgsm": lambda: mod.fgsm(x0, g, EPS_LINF, **kw),
+        "pgd_linf": lambda: mod.pgd_step(x, x0, g, step=STEP_LINF, eps=EPS_LINF, **kw),
+        "pgd_l2": lambda: mod.pgd_step(x, x0, g, step=eps_l2 / 4, eps=eps_l2, norm="l2", **kw),
+        "pgd_linf_norms": lambda: mod.pgd_step(
+            x, x0, g, step=STEP_LINF, eps=EPS_LINF, return_norms=True, **kw
+        ),
+        "perturbation_norms": lambda: mod.perturbation_norms(x, x0, **kw),
+        "linear_fgsm": lambda: mod.linear_fgsm(
+            x0, t["weight"], t["bias"], t["target"], EPS_LINF, **kw
+        ),
+    }
+    if op not in calls:
+        raise ValueError(f"op_call: expected op in {OPS}, got {op!r}")
+    return calls[op]
+
+
+def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
+    """Call `fn` twice (compile / JIT, then a settled call) and wait for the device; return it.
+
+    Raises:
+        NotImplementedError: torch.compile failed and the op fell back to eager (kernels'
+            torch backend does so with a warning): timing it would file eager numbers under
+            ``torch_compile``.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+        fn()
+        common.sync(dev)
+    for w in caught:
+        if "torch.compile failed" in str(w.message):
+            common.skip(f"torch.compile failed, the op runs eager: {w.message}")
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return fn
+
+
+# Warmed calls per process. asv-runner re-runs setup before every timed call; building inputs and
+# compiling there each time would dominate the run.
+_CALLS: dict[tuple[Any, ...], Callable[[], Any]] = {}
+
+
+def _warm_op(op: str, impl: str, dev: str, batch: int, side: int) -> Callable[[], Any]:
+    key = (op, impl, dev, batch, side)
+    if key not in _CALLS:
+        _CALLS.clear()  # one combination per process: free the previous inputs first
+        inputs = make_inputs(dev, torch.float32, batch, side)
+        _CALLS[key] = warm(op_call(op, impl, inputs), dev)
+    return _CALLS[key]
+
+
+class TimeAttackOps:
+    """Host wall clock of one op call, fp32, on this machine's device (synchronised on CUDA)."""
+
+    params = (list(OPS), list(IMPLS), list(common.SIDES))
+    param_names = ("op", "impl", "side")
+    version = "attack-ops-time-1"
+    # one process per combination; compiling dominates it, so one round, and a time-capped
+    # handful of samples (setup is cached, so each sample is one call)
+    rounds = 1
+    number = 1
+    repeat = (5, 20, 1.0)
+    warmup_time = 0.0  # setup warms up: --quick skips asv's warm-up, and compile is no sample
+    timeout = 180
+
+    def setup(self, op: str, impl: str, side: int) -> None:
+        self.dev = common.device()
+        common.require_impl(impl, self.dev)
+        common.require_side(side, self.dev)
+        self.fn = _warm_op(op, impl, self.dev, common.BATCH[self.dev], side)
+
+    def time_op(self, op: str, impl: str, side: int) -> None:
+        self.fn()
+        common.sync(self.dev)
+
+
+def measure_gpu_ops() -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    """Measure every (op, impl, dtype, side) this GPU runs; {} without CUDA.
+
+    Each entry holds ms, gbps, pct_copy, peak_memory and bytes, or error and skip when the
+    combination failed: out of memory or a failed compile skips it, anything else fails it.
+    """
+    if not common.cuda_available():
+        return {}
+    import torch._dynamo.config as dynamo_config  # here: costly to import for the CPU classes
+
+    common.seed_all()
+    # one process compiles every op for both dtypes (pgd_step alone in 6 variants): dynamo's
+    # default of 8 recompiles per function would quietly leave later variants eager
+    dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
+    copy_gbps = common.copy_bandwidth_gbps()
+    batch = common.BATCH["cuda"]
+    impls = [i for i in IMPLS if i != "triton" or common.triton_available()]
+    results: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for dtype_name in GPU_DTYPES:
+        dtype = common.DTYPES[dtype_name]
+        for side in common.sides_for("cuda"):
+            try:
+                inputs = make_inputs("cuda", dtype, batch, side)
+            except Exception as exc:
+                err = {"error": f"inputs: {type(exc).__name__}: {exc}"[:500], "skip": True}
+                results.update({(o, i, dtype_name, side): err for o in OPS for i in impls})
+                torch.cuda.empty_cache()
+                continue
+            for op in OPS:
+                nbytes = min_bytes(op, batch, side, dtype)
+                for impl in impls:
+                    key = (op, impl, dtype_name, side)
+                    try:
+                        fn = warm(op_call(op, impl, inputs), "cuda")
+                        ms = common.bench_ms(fn)
+                        rate = common.gbps(nbytes, ms)
+                        results[key] = {
+                            "ms": ms,
+                            "gbps": rate,
+                            "pct_copy": 100.0 * rate / copy_gbps,
+                            "peak_memory": common.peak_memory_bytes(fn),
+                            "bytes": nbytes,
+                        }
+                    except Exception as exc:
+                        skip = isinstance(exc, NotImplementedError) or common.is_oom(exc)
+                        results[key] = {"error": f"{type(exc).__name__}: {exc}"[:500], "skip": skip}
+                    torch.cuda.empty_cache()
+            del inputs
+            torch.cuda.empty_cache()
+    return results
+
+
+class TrackAttackOpsGPU:
+    """GPU speed (do_bench median), effective bandwidth and memory of one op call."""
+
+    params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.SIDES))
+    param_names = ("op", "impl", "dtype", "side")
+    version = "attack-ops-gpu-1"
+    rounds = 1
+    timeout = 120
+
+    def setup_cache(self) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+        return measure_gpu_ops()
+
+    # every combination in one process: ~6 ops x 3 impls x 2 dtypes x 4 sides plus compiling
+    setup_cache.timeout = 2400
+
+    def setup(self, results: dict, op: str, impl: str, dtype: str, side: int) -> None:
+        common.require_cuda()
+        common.require_impl(impl, "cuda")
+        common.require_side(side, "cuda")
+        entry = results.get((op, impl, dtype, side))
+        if entry is None:
+            common.skip("not measured")
+        if "error" in entry:
+            if entry["skip"]:
+                common.skip(entry["error"])
+            raise RuntimeError(entry["error"])
+        self.entry = entry
+
+    def track_ms(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+        return self.entry["ms"]
+
+    track_ms.unit = "ms"
+
+    def track_gbps(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+        return self.entry["gbps"]
+
+    track_gbps.unit = "GB/s"
+
+    def track_pct_copy(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+        return self.entry["pct_copy"]
+
+    track_pct_copy.unit = "%"
+
+    def track_peak_memory(self, results: dict, op: str, impl: str, dtype: str, side: int) -> int:
+        return self.entry["peak_memory"]
+
+    track_peak_memory.unit = "bytes"
+
+
+# --- the whole attack --------------------------------------------------------------------------
+
+ATTACK_IMPLS = ("hdbench_triton", "hdbench_torch_compile", "hdbench_eager", "torchattacks")
+ATTACK_SIDES = (64, 256, 1024)  # 64 runs on the CPU only, 1024 on the GPU only, 256 on both
+ATTACK_STEPS = 10
+
+
+def pgd_attack(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    step_fn: Callable[..., torch.Tensor],
+    *,
+    eps: float = EPS_LINF,
+    alpha: float = STEP_LINF,
+    steps: int = ATTACK_STEPS,
+) -> torch.Tensor:
+    """L-inf PGD without random start, as torchattacks.PGD computes it: `steps` steps of
+    ``step_fn(x, x0, grad, step=alpha, eps=eps)`` on the mean cross-entropy's input gradient."""
+    x = x0.clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        (grad,) = torch.autograd.grad(loss, x)
+        x = step_fn(x.detach(), x0, grad, step=alpha, eps=eps)
+    return x
+
+
+def attack_call(impl: str, dev: str, batch: int, side: int) -> Callable[[], torch.Tensor]:
+    """A zero-argument whole attack by `impl` on a seeded linear classifier and images."""
+    common.seed_all()
+    d = common.CHANNELS * side * side
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, CLASSES)).to(dev).eval()
+    gen = common.generator(dev)
+    x0 = torch.rand((batch, common.CHANNELS, side, side), generator=gen, device=dev)
+    y = torch.randint(0, CLASSES, (batch,), generator=gen, device=dev)
+    if impl == "torchattacks":
+        ta = common.require_module("torchattacks")
+        atk = ta.PGD(model, eps=EPS_LINF, alpha=STEP_LINF, steps=ATTACK_STEPS, random_start=False)
+        return lambda: atk(x0, y)
+    steps: dict[str, Callable[..., torch.Tensor]] = {
+        "hdbench_triton": lambda *a, **k: kernels.pgd_step(*a, backend="triton", **k),
+        "hdbench_torch_compile": lambda *a, **k: kernels.pgd_step(*a, backend="torch", **k),
+        "hdbench_eager": reference.pgd_step,
+    }
+    if impl not in steps:
+        raise ValueError(f"attack_call: expected impl in {ATTACK_IMPLS}, got {impl!r}")
+    step_fn = steps[impl]
+    return lambda: pgd_attack(model, x0, y, step_fn)
+
+
+_ATTACKS: dict[tuple[Any, ...], Callable[[], Any]] = {}
+_ATTACK_MS: dict[tuple[Any, ...], float] = {}
+
+
+def _warm_attack(impl: str, dev: str, batch: int, side: int) -> Callable[[], Any]:
+    key = (impl, dev, batch, side)
+    if key not in _ATTACKS:
+        _ATTACKS.clear()
+        _ATTACKS[key] = warm(attack_call(impl, dev, batch, side), dev)
+    return _ATTACKS[key]
+
+
+class TimeWholeAttack:
+    """Host wall clock of a 10-step L-inf PGD attack (fp32) on this machine's device."""
+
+    params = (list(ATTACK_IMPLS), list(ATTACK_SIDES))
+    param_names = ("impl", "side")
+    version = "whole-attack-time-1"
+    rounds = 1
+    number = 1
+    repeat = (3, 10, 2.0)
+    warmup_time = 0.0
+    timeout = 240
+
+    def setup(self, impl: str, side: int) -> None:
+        self.dev = common.device()
+        common.require_impl(impl, self.dev)
+        common.require_side(side, self.dev)
+        self.fn = _warm_attack(impl, self.dev, common.BATCH[self.dev], side)
+
+    def time_attack(self, impl: str, side: int) -> None:
+        self.fn()
+        common.sync(self.dev)
+
+
+class TrackWholeAttackGPU:
+    """GPU time (do_bench median, ms) of a 10-step L-inf PGD attack, fp32."""
+
+    params = (list(ATTACK_IMPLS), list(ATTACK_SIDES))
+    param_names = ("impl", "side")
+    version = "whole-attack-gpu-1"
+    rounds = 1
+    timeout = 240
+
+    def setup(self, impl: str, side: int) -> None:
+        common.require_cuda()
+        common.require_impl(impl, "cuda")
+        common.require_side(side, "cuda")
+        key = (impl, side)
+        if key not in _ATTACK_MS:
+            fn = _warm_attack(impl, "cuda", common.BATCH["cuda"], side)
+            _ATTACK_MS[key] = common.bench_ms(fn)
+
+    def track_ms(self, impl: str, side: int) -> float:
+        return _ATTACK_MS[(impl, side)]
+
+    track_ms.unit = "ms"

@@ -1,0 +1,216 @@
+"""Shared pieces of the benchmark suite: devices, sizes, seeds, skips and GPU measurement helpers.
+
+Parameter lists are constants, identical on every machine: asv drops a benchmark skipped at
+discovery from every machine's graphs, so a combination this machine cannot run is skipped in
+``setup`` by raising ``NotImplementedError`` (the ``require_*`` helpers below).
+
+Nothing here touches CUDA or imports triton at import time (see ``suite/__init__.py``): device
+queries are lazy and cached per process, and triton is imported inside the GPU helpers only.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import re
+import socket
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import torch
+
+SEED = 0
+
+# Image sides (H = W) of the kernel benchmarks. One list on every machine; each device runs its
+# part. The CPU part stays small so that the whole CPU suite runs in minutes on 2 cores.
+SIDES_CPU: tuple[int, ...] = (64, 128, 256)
+SIDES_GPU: tuple[int, ...] = (256, 512, 1024, 2048)
+SIDES: tuple[int, ...] = tuple(sorted(set(SIDES_CPU) | set(SIDES_GPU)))
+CHANNELS = 3
+# Images per batch: 8 keeps the slowest eager CPU op near 0.1 s at side 256; 16 images of
+# 2048^2 fp32 are 0.8 GB per tensor, enough to reach a GPU's bandwidth ceiling.
+BATCH = {"cpu": 8, "cuda": 16}
+# HDBENCH_CPU_MAX_SIDE lifts (or lowers) the CPU cap of 256 without changing any param list.
+CPU_MAX_SIDE_ENV = "HDBENCH_CPU_MAX_SIDE"
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+def skip(reason: str) -> NoReturn:
+    """Skip the current combination: asv records it as skipped (n/a), not failed."""
+    raise NotImplementedError(reason)
+
+
+@functools.cache
+def cuda_available() -> bool:
+    """True when a CUDA device is usable (cached: asked once per benchmark process)."""
+    return torch.cuda.is_available()
+
+
+def device() -> str:
+    """This machine's benchmark device: ``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    return "cuda" if cuda_available() else "cpu"
+
+
+@functools.cache
+def triton_available() -> bool:
+    """True when ``triton`` imports (no wheel on some platforms; the suite must still import)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        importlib.import_module("triton")
+    except Exception:  # a broken install is as good as none for benchmarking
+        return False
+    return True
+
+
+@functools.cache
+def gpu_name() -> str | None:
+    """The CUDA device's model name (e.g. ``"NVIDIA H100 80GB HBM3"``), or None without one."""
+    return torch.cuda.get_device_name(0) if cuda_available() else None
+
+
+def slug(text: str) -> str:
+    """Lowercase, spaces to dashes, nothing but ``[a-z0-9._-]``: a safe machine/file name."""
+    text = re.sub(r"\s+", "-", text.strip().lower())
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9._-]", "", text)).strip("-")
+
+
+def machine_name() -> str:
+    """The asv machine name: the GPU model (``nvidia-h100-80gb-hbm3``) or ``cpu-<hostname>``."""
+    name = gpu_name()
+    if name:
+        return slug(name)
+    return slug(f"cpu-{socket.gethostname().split('.')[0]}")
+
+
+def sides_for(dev: str) -> tuple[int, ...]:
+    """The part of ``SIDES`` that `dev` runs: ``SIDES_GPU``, or ``SIDES_CPU`` (env-capped)."""
+    if dev == "cuda":
+        return SIDES_GPU
+    cap = int(os.environ.get(CPU_MAX_SIDE_ENV, max(SIDES_CPU)))
+    return tuple(s for s in SIDES if s <= cap)
+
+
+def seed_all(seed: int = SEED) -> None:
+    """Seed torch's CPU and CUDA generators: every benchmark starts from the same inputs."""
+    torch.manual_seed(seed)
+
+
+def generator(dev: str, seed: int = SEED) -> torch.Generator:
+    """A seeded generator on `dev`: inputs are drawn where they live, never copied over."""
+    return torch.Generator(device=dev).manual_seed(seed)
+
+
+# --- skips -------------------------------------------------------------------------------------
+
+
+def require_cuda() -> None:
+    """Skip unless a CUDA device is usable."""
+    if not cuda_available():
+        skip("no CUDA device")
+
+
+def require_triton() -> None:
+    """Skip unless triton imports."""
+    if not triton_available():
+        skip("triton is not installed")
+
+
+def require_module(name: str) -> Any:
+    """Import and return peer library `name`, or skip when it is missing or fails to import."""
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # ImportError, or a peer broken by a missing optional dependency
+        skip(f"{name} is not importable ({type(exc).__name__}: {exc})")
+
+
+def require_side(side: int, dev: str | None = None) -> None:
+    """Skip a side that is not in this device's part of ``SIDES``."""
+    dev = dev or device()
+    if side not in sides_for(dev):
+        skip(f"side {side} is not run on {dev} (runs {sides_for(dev)})")
+
+
+def require_impl(impl: str, dev: str | None = None) -> None:
+    """Skip an implementation this machine cannot serve: ``triton``-ish ones need CUDA + triton."""
+    if "triton" in impl:
+        if (dev or device()) != "cuda":
+            skip(f"{impl} needs a CUDA device")
+        require_triton()
+
+
+def sync(dev: str) -> None:
+    """Wait for queued GPU work: a host wall clock then covers the kernels, not just launches."""
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+# --- GPU measurement ---------------------------------------------------------------------------
+
+
+def bench_ms(fn: Callable[[], Any], *, warmup: int = 25, rep: int = 100) -> float:
+    """Median of ``triton.testing.do_bench`` in ms (CUDA events, L2 flushed before each call)."""
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=warmup, rep=rep, return_mode="median"))
+
+
+def gbps(nbytes: float, ms: float) -> float:
+    """Bandwidth in GB/s (1e9 bytes/s) of moving `nbytes` in `ms` milliseconds."""
+    return nbytes / (ms * 1e-3) / 1e9
+
+
+# 256 MiB per buffer: far past any GPU's L2, small enough for every GPU the suite meets
+COPY_BYTES = 256 * 2**20
+
+
+@functools.cache
+def copy_bandwidth_gbps() -> float:
+    """This GPU's measured device-to-device copy bandwidth in GB/s; measured once per process.
+
+    ``dst.copy_(src)`` reads and writes `COPY_BYTES` each: 2 * COPY_BYTES per call. This is the
+    practical ceiling of a bandwidth-bound kernel (about 90% of the datasheet figure on an H100),
+    so "% of copy" reads as "how close to a memcpy".
+    """
+    require_cuda()
+    ms = _copy_ms()
+    torch.cuda.empty_cache()  # the buffers died with _copy_ms; hand their memory back
+    return gbps(2 * COPY_BYTES, ms)
+
+
+def _copy_ms() -> float:
+    src = torch.empty(COPY_BYTES // 4, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    return bench_ms(lambda: dst.copy_(src))
+
+
+def pct_of_copy(bandwidth_gbps: float) -> float:
+    """`bandwidth_gbps` as a percentage of this GPU's measured copy bandwidth."""
+    return 100.0 * bandwidth_gbps / copy_bandwidth_gbps()
+
+
+def peak_memory_bytes(fn: Callable[[], Any]) -> int:
+    """Peak GPU bytes one call of `fn` allocates beyond what was live before (result included).
+
+    ``torch.cuda.max_memory_allocated``: asv's ``peakmem_`` would measure host RSS instead.
+    """
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del out
+    return int(peak)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for an out-of-memory error: a GPU too small for a size skips rather than fails."""
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()

@@ -1,0 +1,1 @@
+"""Experiments the science benchmarks run: data, models, attacks and landscape computations."""

@@ -1,0 +1,257 @@
+"""The asv suite's plumbing: machine registration, sizes and skips, and that every benchmark's
+setup and one call run on the CPU at the smallest size (GPU benchmarks skip there).
+
+Benchmarks run here with ``HDBENCH_TORCH_COMPILE=0``: compiling every op would take most of a
+minute, and compiling is the kernels' concern, not the suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from suite import bench_attack as ba
+from suite import common, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_IMPLS = [i for i in ba.IMPLS if i != "triton"]
+
+
+@pytest.fixture
+def cpu(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run as a machine without CUDA (whatever this one has), the compiled backend off."""
+    monkeypatch.setattr(common, "cuda_available", lambda: False)
+    monkeypatch.setenv("HDBENCH_TORCH_COMPILE", "0")
+    monkeypatch.delenv(common.CPU_MAX_SIDE_ENV, raising=False)
+    return "cpu"
+
+
+# --- machine -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3"),
+        ("NVIDIA GeForce RTX 4090", "nvidia-geforce-rtx-4090"),
+        ("  AMD Instinct MI300X (gfx942) ", "amd-instinct-mi300x-gfx942"),
+        ("cpu-My_Host.local", "cpu-my_host.local"),
+    ],
+)
+def test_slug(text: str, expected: str) -> None:
+    assert common.slug(text) == expected
+
+
+def test_machine_name_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
+    assert common.machine_name() == "nvidia-h100-80gb-hbm3"
+
+
+def test_machine_name_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "gpu_name", lambda: None)
+    monkeypatch.setattr(common.socket, "gethostname", lambda: "Build Box.example.org")
+    assert common.machine_name() == "cpu-build-box"
+
+
+def test_register_is_idempotent_and_asv_reads_it(tmp_path: Path) -> None:
+    from asv.machine import Machine, MachineCollection
+
+    path = str(tmp_path / "asv-machine.json")
+    name = machine.register(path)
+    first = Path(path).read_text()
+    assert machine.register(path) == name
+    assert Path(path).read_text() == first
+    stored = json.loads(first)
+    assert set(stored) == {name, "version"}
+    info = MachineCollection.load(name, _path=path)
+    for field in ("machine", "os", "arch", "cpu", "num_cpu", "ram", "gpu", "gpu_memory", "cuda"):
+        assert isinstance(info[field], str) and info[field], field
+    assert info["torch"] == torch.__version__
+    # what `asv run --machine NAME` does: load without asking anything
+    loaded = Machine.load(machine_name=name, _path=path, interactive=False)
+    assert loaded.machine == name and loaded.gpu == info["gpu"]
+
+
+def test_machine_cli_prints_only_the_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "suite.machine", "--path", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    name = out.stdout.strip()
+    assert "\n" not in name and name in json.loads(path.read_text())
+
+
+# --- sizes and skips ---------------------------------------------------------------------------
+
+
+def test_sides(cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(common.SIDES_CPU) | set(common.SIDES_GPU) == set(common.SIDES)
+    assert common.sides_for("cpu") == common.SIDES_CPU
+    assert common.sides_for("cuda") == common.SIDES_GPU
+    monkeypatch.setenv(common.CPU_MAX_SIDE_ENV, "128")
+    assert common.sides_for("cpu") == (64, 128)
+
+
+def test_skips(cpu: str) -> None:
+    assert common.device() == "cpu"
+    common.require_side(64, "cpu")
+    common.require_side(2048, "cuda")
+    for call in (
+        lambda: common.require_side(2048, "cpu"),
+        lambda: common.require_side(64, "cuda"),
+        lambda: common.require_impl("triton", "cpu"),
+        lambda: common.require_impl("hdbench_triton", "cpu"),
+        lambda: common.require_cuda(),
+        lambda: common.require_module("hdbench_no_such_module"),
+        lambda: common.copy_bandwidth_gbps(),
+    ):
+        with pytest.raises(NotImplementedError):
+            call()
+    common.require_impl("eager", "cpu")
+    assert common.require_module("math").sqrt(4.0) == 2.0
+
+
+def test_gbps() -> None:
+    assert common.gbps(2e9, 1000.0) == pytest.approx(2.0)
+    assert common.gbps(1e6, 1.0) == pytest.approx(1.0)
+
+
+def test_min_bytes() -> None:
+    n = 2 * 3 * 8 * 8
+    assert ba.min_bytes("pgd_linf_norms", 2, 8, torch.float32) == 16 * n
+    assert ba.min_bytes("pgd_l2", 2, 8, torch.bfloat16) == 8 * n
+    assert ba.min_bytes("fgsm", 2, 8, torch.float32) == 12 * n
+    assert ba.min_bytes("perturbation_norms", 2, 8, torch.float32) == 8 * n
+    assert ba.min_bytes("linear_fgsm", 2, 8, torch.float32) == 8 * n + 4 * ba.CLASSES * 3 * 64
+
+
+# --- the benchmarks ----------------------------------------------------------------------------
+
+
+def test_discovery_names_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asv finds exactly these benchmarks (no helper in common/machine looks like one)."""
+    from asv_runner.discovery import disc_benchmarks
+
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # discovery adds an importer
+    found = {b.name: b for b in disc_benchmarks(str(ROOT / "suite"))}
+    units = {
+        "bench_attack.TimeAttackOps.time_op": "seconds",
+        "bench_attack.TimeWholeAttack.time_attack": "seconds",
+        "bench_attack.TrackAttackOpsGPU.track_ms": "ms",
+        "bench_attack.TrackAttackOpsGPU.track_gbps": "GB/s",
+        "bench_attack.TrackAttackOpsGPU.track_pct_copy": "%",
+        "bench_attack.TrackAttackOpsGPU.track_peak_memory": "bytes",
+        "bench_attack.TrackWholeAttackGPU.track_ms": "ms",
+    }
+    assert {k for k in found if k.startswith("bench_attack.")} == set(units)
+    for name, unit in units.items():
+        assert found[name].unit == unit, name
+    for cls in (ba.TimeAttackOps, ba.TrackAttackOpsGPU, ba.TimeWholeAttack, ba.TrackWholeAttackGPU):
+        assert isinstance(cls.version, str) and cls.timeout > 0
+
+
+def test_params_are_machine_independent() -> None:
+    """Constants, never a function of this machine (a skipped-at-discovery benchmark vanishes)."""
+    assert [list(p) for p in ba.TimeAttackOps.params] == [
+        list(ba.OPS),
+        list(ba.IMPLS),
+        list(common.SIDES),
+    ]
+    assert list(ba.TrackAttackOpsGPU.params[2]) == ["fp32", "bf16"]
+    assert list(ba.TrackAttackOpsGPU.params[3]) == list(common.SIDES)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+@pytest.mark.parametrize("op", ba.OPS)
+def test_time_attack_ops_runs(cpu: str, op: str, impl: str) -> None:
+    side = common.sides_for(cpu)[0]
+    bench = ba.TimeAttackOps()
+    bench.setup(op, impl, side)
+    bench.time_op(op, impl, side)
+
+
+def test_time_attack_ops_skips_on_cpu(cpu: str) -> None:
+    bench = ba.TimeAttackOps()
+    with pytest.raises(NotImplementedError):
+        bench.setup("fgsm", "triton", 64)
+    with pytest.raises(NotImplementedError):
+        bench.setup("fgsm", "eager", 2048)
+
+
+def test_ops_agree(cpu: str) -> None:
+    """torch_compile and eager compute the same thing on the benchmark's inputs."""
+    t = ba.make_inputs("cpu", torch.float32, 2, 16)
+    for op in ba.OPS:
+        a = ba.op_call(op, "torch_compile", t)()
+        b = ba.op_call(op, "eager", t)()
+        torch.testing.assert_close(a, b, msg=op)
+
+
+@pytest.mark.parametrize("impl", [i for i in ba.ATTACK_IMPLS if "triton" not in i])
+def test_time_whole_attack_runs(cpu: str, impl: str) -> None:
+    side = min(s for s in ba.ATTACK_SIDES if s in common.sides_for(cpu))
+    bench = ba.TimeWholeAttack()
+    try:
+        bench.setup(impl, side)
+    except NotImplementedError as exc:  # torchattacks not installed
+        pytest.skip(str(exc))
+    bench.time_attack(impl, side)
+
+
+def test_whole_attack_matches_torchattacks(cpu: str) -> None:
+    pytest.importorskip("torchattacks")
+    ours = ba.attack_call("hdbench_eager", "cpu", 4, 16)()
+    theirs = ba.attack_call("torchattacks", "cpu", 4, 16)()
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    assert (ours - ba.attack_call("hdbench_eager", "cpu", 4, 16).__call__()).abs().max() == 0
+
+
+def test_gpu_benchmarks_skip_on_cpu(cpu: str) -> None:
+    results = ba.TrackAttackOpsGPU().setup_cache()
+    assert results == {}
+    for impl in ba.IMPLS:
+        with pytest.raises(NotImplementedError):
+            ba.TrackAttackOpsGPU().setup(results, "pgd_linf", impl, "fp32", 1024)
+    for impl in ba.ATTACK_IMPLS:
+        with pytest.raises(NotImplementedError):
+            ba.TrackWholeAttackGPU().setup(impl, 1024)
+    with pytest.raises(NotImplementedError):
+        ba.TimeWholeAttack().setup("hdbench_triton", 64)
+
+
+def test_gpu_setup_reports_failures() -> None:
+    """A measured error fails the benchmark; an out-of-memory entry skips it."""
+    if not common.cuda_available() or not common.triton_available():
+        pytest.skip("needs CUDA and triton to reach the lookup")
+    key = ("fgsm", "eager", "fp32", 256)
+    with pytest.raises(NotImplementedError):
+        ba.TrackAttackOpsGPU().setup({key: {"error": "OOM", "skip": True}}, *key)
+    with pytest.raises(RuntimeError):
+        ba.TrackAttackOpsGPU().setup({key: {"error": "boom", "skip": False}}, *key)
+
+
+def test_suite_imports_without_triton() -> None:
+    """Discovery and skips work where no triton wheel exists (None in sys.modules hides it)."""
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "from suite import bench_attack as ba, common\n"
+        "assert not common.triton_available()\n"
+        "common.cuda_available = lambda: False\n"
+        "try:\n"
+        "    ba.TimeAttackOps().setup('fgsm', 'triton', 64)\n"
+        "except NotImplementedError:\n"
+        "    print('skipped')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "skipped"
