@@ -144,13 +144,8 @@ if triton is not None:
         _store_norm_partials(parts_ptr, x - x0, mask, pid, tl.num_programs(0))
 
     @triton.jit
-    def _linear_logits_kernel(
-        parts_ptr, x_ptr, w_ptr, B, D, K, C,
-        ROWS: tl.constexpr, BLOCK: tl.constexpr, K_PAD: tl.constexpr,
-    ):  # fmt: skip
-        """parts[b, c, k] = sum_{d in chunk c} x[b, d] W[k, d] for ROWS samples b; W read once."""
-        c = tl.program_id(0).to(tl.int64)
-        row0 = tl.program_id(1).to(tl.int64) * ROWS
+    def _weight_tile(w_ptr, c, D, K, BLOCK: tl.constexpr, K_PAD: tl.constexpr):
+        """Chunk c of W (K, D) as a (K_PAD, BLOCK) fp32 tile, with its offsets, mask and classes."""
         offs = c * BLOCK + tl.arange(0, BLOCK)
         ks = tl.arange(0, K_PAD)
         d_mask = offs < D
@@ -159,6 +154,17 @@ if triton is not None:
             mask=(ks[:, None] < K) & d_mask[None, :],
             other=0.0,
         ).to(tl.float32)
+        return w, offs, d_mask, ks
+
+    @triton.jit
+    def _linear_logits_kernel(
+        parts_ptr, x_ptr, w_ptr, B, D, K, C,
+        ROWS: tl.constexpr, BLOCK: tl.constexpr, K_PAD: tl.constexpr,
+    ):  # fmt: skip
+        """parts[b, c, k] = sum_{d in chunk c} x[b, d] W[k, d] for ROWS samples b; W read once."""
+        c = tl.program_id(0).to(tl.int64)
+        row0 = tl.program_id(1).to(tl.int64) * ROWS
+        w, offs, d_mask, ks = _weight_tile(w_ptr, c, D, K, BLOCK, K_PAD)
         for r in range(ROWS):
             row = row0 + r
             # row bounds as vectors: a scalar mask term breaks the interpreter's masked load
@@ -174,14 +180,7 @@ if triton is not None:
         """out[b] = clamp(x[b] + eps[b] * sign(coef[b] @ W)) for ROWS samples b; W read once."""
         c = tl.program_id(0).to(tl.int64)
         row0 = tl.program_id(1).to(tl.int64) * ROWS
-        offs = c * BLOCK + tl.arange(0, BLOCK)
-        ks = tl.arange(0, K_PAD)
-        d_mask = offs < D
-        w = tl.load(
-            w_ptr + ks[:, None] * D + offs[None, :],
-            mask=(ks[:, None] < K) & d_mask[None, :],
-            other=0.0,
-        ).to(tl.float32)
+        w, offs, d_mask, ks = _weight_tile(w_ptr, c, D, K, BLOCK, K_PAD)
         for r in range(ROWS):
             row = row0 + r
             m = d_mask & (offs * 0 + row < B)  # vector row bounds: see _linear_logits_kernel
