@@ -4,6 +4,9 @@ Implementations (``impl``): ``triton`` (the fused kernels, CUDA only), ``torch_c
 public op with ``backend="torch"``: the reference through ``torch.compile(dynamic=True)``) and
 ``eager`` (``kernels.reference``, plain eager PyTorch: what a user writes by hand).
 
+Op benchmarks run each image side for one image and for the device's batch (8 on the CPU, 16 on
+a GPU): a single image shows launch overhead, a batch shows throughput.
+
 Benchmarks:
 - ``TimeAttackOps``: host wall clock per call on this machine's device (the CPU path on a CPU
   machine; on a GPU, synchronised, so launch overhead counts). Compiling and Triton's JIT happen in
@@ -150,9 +153,9 @@ def _warm_op(op: str, impl: str, dev: str, batch: int, side: int) -> Callable[[]
 class TimeAttackOps:
     """Host wall clock of one op call, fp32, on this machine's device (synchronised on CUDA)."""
 
-    params = (list(OPS), list(IMPLS), list(common.SIDES))
-    param_names = ("op", "impl", "side")
-    version = "attack-ops-time-1"
+    params = (list(OPS), list(IMPLS), list(common.BATCHES), list(common.SIDES))
+    param_names = ("op", "impl", "batch", "side")
+    version = "attack-ops-time-2"
     # one process per combination; compiling dominates it, so one round, and a time-capped
     # handful of samples (setup is cached, so each sample is one call)
     rounds = 1
@@ -161,19 +164,20 @@ class TimeAttackOps:
     warmup_time = 0.0  # setup warms up: --quick skips asv's warm-up, and compile is no sample
     timeout = 180
 
-    def setup(self, op: str, impl: str, side: int) -> None:
+    def setup(self, op: str, impl: str, batch: int, side: int) -> None:
         self.dev = common.device()
         common.require_impl(impl, self.dev)
+        common.require_batch(batch, self.dev)
         common.require_side(side, self.dev)
-        self.fn = _warm_op(op, impl, self.dev, common.BATCH[self.dev], side)
+        self.fn = _warm_op(op, impl, self.dev, batch, side)
 
-    def time_op(self, op: str, impl: str, side: int) -> None:
+    def time_op(self, op: str, impl: str, batch: int, side: int) -> None:
         self.fn()
         common.sync(self.dev)
 
 
-def measure_gpu_ops() -> dict[tuple[str, str, str, int], dict[str, Any]]:
-    """Measure every (op, impl, dtype, side) this GPU runs; {} without CUDA.
+def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
+    """Measure every (op, impl, dtype, batch, side) this GPU runs; {} without CUDA.
 
     Each entry holds ms, gbps, pct_copy, peak_memory and bytes, or error and skip when the
     combination failed: out of memory or a failed compile skips it, anything else fails it.
@@ -187,23 +191,23 @@ def measure_gpu_ops() -> dict[tuple[str, str, str, int], dict[str, Any]]:
     # default of 8 recompiles per function would quietly leave later variants eager
     dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
     copy_gbps = common.copy_bandwidth_gbps()
-    batch = common.BATCH["cuda"]
     impls = [i for i in IMPLS if i != "triton" or common.triton_available()]
-    results: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    results: dict[tuple[str, str, str, int, int], dict[str, Any]] = {}
+    sizes = [(b, s) for b in common.batches_for("cuda") for s in common.sides_for("cuda")]
     for dtype_name in GPU_DTYPES:
         dtype = common.DTYPES[dtype_name]
-        for side in common.sides_for("cuda"):
+        for batch, side in sizes:
             try:
                 inputs = make_inputs("cuda", dtype, batch, side)
             except Exception as exc:
                 err = {"error": f"inputs: {type(exc).__name__}: {exc}"[:500], "skip": True}
-                results.update({(o, i, dtype_name, side): err for o in OPS for i in impls})
+                results.update({(o, i, dtype_name, batch, side): err for o in OPS for i in impls})
                 torch.cuda.empty_cache()
                 continue
             for op in OPS:
                 nbytes = min_bytes(op, batch, side, dtype)
                 for impl in impls:
-                    key = (op, impl, dtype_name, side)
+                    key = (op, impl, dtype_name, batch, side)
                     try:
                         fn = warm(op_call(op, impl, inputs), "cuda")
                         ms = common.bench_ms(fn)
@@ -227,9 +231,9 @@ def measure_gpu_ops() -> dict[tuple[str, str, str, int], dict[str, Any]]:
 class TrackAttackOpsGPU:
     """GPU speed (do_bench median), effective bandwidth and memory of one op call."""
 
-    params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.SIDES))
-    param_names = ("op", "impl", "dtype", "side")
-    version = "attack-ops-gpu-1"
+    params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.BATCHES), list(common.SIDES))
+    param_names = ("op", "impl", "dtype", "batch", "side")
+    version = "attack-ops-gpu-2"
     rounds = 1
     timeout = 120
 
@@ -239,11 +243,12 @@ class TrackAttackOpsGPU:
     # every combination in one process: ~6 ops x 3 impls x 2 dtypes x 4 sides plus compiling
     setup_cache.timeout = 2400
 
-    def setup(self, results: dict, op: str, impl: str, dtype: str, side: int) -> None:
+    def setup(self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int) -> None:
         common.require_cuda()
         common.require_impl(impl, "cuda")
+        common.require_batch(batch, "cuda")
         common.require_side(side, "cuda")
-        entry = results.get((op, impl, dtype, side))
+        entry = results.get((op, impl, dtype, batch, side))
         if entry is None:
             common.skip("not measured")
         if "error" in entry:
@@ -252,22 +257,30 @@ class TrackAttackOpsGPU:
             raise RuntimeError(entry["error"])
         self.entry = entry
 
-    def track_ms(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+    def track_ms(
+        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
+    ) -> float:
         return self.entry["ms"]
 
     track_ms.unit = "ms"
 
-    def track_gbps(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+    def track_gbps(
+        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
+    ) -> float:
         return self.entry["gbps"]
 
     track_gbps.unit = "GB/s"
 
-    def track_pct_copy(self, results: dict, op: str, impl: str, dtype: str, side: int) -> float:
+    def track_pct_copy(
+        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
+    ) -> float:
         return self.entry["pct_copy"]
 
     track_pct_copy.unit = "%"
 
-    def track_peak_memory(self, results: dict, op: str, impl: str, dtype: str, side: int) -> int:
+    def track_peak_memory(
+        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
+    ) -> int:
         return self.entry["peak_memory"]
 
     track_peak_memory.unit = "bytes"

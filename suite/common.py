@@ -32,6 +32,9 @@ CHANNELS = 3
 # Images per batch: 8 keeps the slowest eager CPU op near 0.1 s at side 256; 16 images of
 # 2048^2 fp32 are 0.8 GB per tensor, enough to reach a GPU's bandwidth ceiling.
 BATCH = {"cpu": 8, "cuda": 16}
+# The op benchmarks also run single images (launch- and latency-bound) beside that batch; one
+# list for every machine, each device skipping the batch meant for the other.
+BATCHES: tuple[int, ...] = (1, 8, 16)
 # HDBENCH_CPU_MAX_SIDE lifts (or lowers) the CPU cap of 256 without changing any param list.
 CPU_MAX_SIDE_ENV = "HDBENCH_CPU_MAX_SIDE"
 
@@ -96,6 +99,17 @@ def sides_for(dev: str) -> tuple[int, ...]:
         return SIDES_GPU
     cap = int(os.environ.get(CPU_MAX_SIDE_ENV, max(SIDES_CPU)))
     return tuple(s for s in SIDES if s <= cap)
+
+
+def batches_for(dev: str) -> tuple[int, ...]:
+    """The op benchmarks' batch sizes on device `dev`: one image and the device's batch."""
+    return (1, BATCH[dev])
+
+
+def require_batch(batch: int, dev: str) -> None:
+    """Skip a batch size meant for the other device."""
+    if batch not in batches_for(dev):
+        skip(f"batch {batch} is not run on {dev} (runs {batches_for(dev)})")
 
 
 def seed_all(seed: int = SEED) -> None:

@@ -164,27 +164,32 @@ def test_params_are_machine_independent() -> None:
     assert [list(p) for p in ba.TimeAttackOps.params] == [
         list(ba.OPS),
         list(ba.IMPLS),
+        list(common.BATCHES),
         list(common.SIDES),
     ]
     assert list(ba.TrackAttackOpsGPU.params[2]) == ["fp32", "bf16"]
-    assert list(ba.TrackAttackOpsGPU.params[3]) == list(common.SIDES)
+    assert list(ba.TrackAttackOpsGPU.params[3]) == list(common.BATCHES)
+    assert list(ba.TrackAttackOpsGPU.params[4]) == list(common.SIDES)
 
 
 @pytest.mark.parametrize("impl", CPU_IMPLS)
 @pytest.mark.parametrize("op", ba.OPS)
 def test_time_attack_ops_runs(cpu: str, op: str, impl: str) -> None:
     side = common.sides_for(cpu)[0]
+    batch = common.batches_for(cpu)[-1]
     bench = ba.TimeAttackOps()
-    bench.setup(op, impl, side)
-    bench.time_op(op, impl, side)
+    bench.setup(op, impl, batch, side)
+    bench.time_op(op, impl, batch, side)
 
 
 def test_time_attack_ops_skips_on_cpu(cpu: str) -> None:
     bench = ba.TimeAttackOps()
     with pytest.raises(NotImplementedError):
-        bench.setup("fgsm", "triton", 64)
+        bench.setup("fgsm", "triton", 8, 64)
     with pytest.raises(NotImplementedError):
-        bench.setup("fgsm", "eager", 2048)
+        bench.setup("fgsm", "eager", 8, 2048)
+    with pytest.raises(NotImplementedError, match="batch 16 is not run on cpu"):
+        bench.setup("fgsm", "eager", 16, 64)
 
 
 def test_ops_agree(cpu: str) -> None:
@@ -220,7 +225,7 @@ def test_gpu_benchmarks_skip_on_cpu(cpu: str) -> None:
     assert results == {}
     for impl in ba.IMPLS:
         with pytest.raises(NotImplementedError):
-            ba.TrackAttackOpsGPU().setup(results, "pgd_linf", impl, "fp32", 1024)
+            ba.TrackAttackOpsGPU().setup(results, "pgd_linf", impl, "fp32", 16, 1024)
     for impl in ba.ATTACK_IMPLS:
         with pytest.raises(NotImplementedError):
             ba.TrackWholeAttackGPU().setup(impl, 1024)
@@ -228,11 +233,12 @@ def test_gpu_benchmarks_skip_on_cpu(cpu: str) -> None:
         ba.TimeWholeAttack().setup("hdbench_triton", 64)
 
 
-def test_gpu_setup_reports_failures() -> None:
+def test_gpu_setup_reports_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     """A measured error fails the benchmark; an out-of-memory entry skips it."""
-    if not common.cuda_available() or not common.triton_available():
-        pytest.skip("needs CUDA and triton to reach the lookup")
-    key = ("fgsm", "eager", "fp32", 256)
+    monkeypatch.setattr(common, "cuda_available", lambda: True)  # reach the lookup on any host
+    key = ("fgsm", "eager", "fp32", 16, 256)
+    with pytest.raises(NotImplementedError, match="not measured"):
+        ba.TrackAttackOpsGPU().setup({}, *key)
     with pytest.raises(NotImplementedError):
         ba.TrackAttackOpsGPU().setup({key: {"error": "OOM", "skip": True}}, *key)
     with pytest.raises(RuntimeError):
@@ -247,7 +253,7 @@ def test_suite_imports_without_triton() -> None:
         "assert not common.triton_available()\n"
         "common.cuda_available = lambda: False\n"
         "try:\n"
-        "    ba.TimeAttackOps().setup('fgsm', 'triton', 64)\n"
+        "    ba.TimeAttackOps().setup('fgsm', 'triton', 8, 64)\n"
         "except NotImplementedError:\n"
         "    print('skipped')\n"
     )
