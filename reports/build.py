@@ -51,6 +51,16 @@ def _param_names(bench: dict, rows: pd.DataFrame) -> list[str]:
     return [n for n in names if n in rows.columns]
 
 
+def _integral_params(rows: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Integer parameters back to int: the merged table widens them to float beside NaN."""
+    fixed = {
+        p: rows[p].astype(int)
+        for p in params
+        if pd.api.types.is_float_dtype(rows[p]) and (rows[p] == rows[p].round()).all()
+    }
+    return rows.assign(**fixed)
+
+
 def plot_benchmark(name: str, rows: pd.DataFrame, params: list[str]) -> str | None:
     """Value against the size parameter; one line per impl (and other params), one panel per op
     (rows) and machine (columns). None when there is no numeric x parameter."""
@@ -130,7 +140,9 @@ def speedup_html(rows: pd.DataFrame, params: list[str]) -> str | None:
                 )
     if not out:
         return None
-    return pd.DataFrame(out).to_html(index=False, float_format=lambda v: f"{v:.2f}x", border=0)
+    return pd.DataFrame(out).to_html(
+        index=False, border=0, formatters={"speed-up": lambda v: f"{v:.2f}x"}
+    )
 
 
 def kernel_sections(results: ResultSet) -> list[dict]:
@@ -157,6 +169,7 @@ def kernel_sections(results: ResultSet) -> list[dict]:
             sections.append(section)
             continue
         params = _param_names(bench, rows)
+        rows = _integral_params(rows, params)
         plot = plot_benchmark(name, rows, params)
         if plot:
             section["items"].append({"kind": "plot", "data": plot, "alt": name})

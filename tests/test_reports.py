@@ -154,3 +154,22 @@ def test_cli_prints_the_report_path(tmp_path, capsys):
     assert main(["--results", str(tmp_path / "r"), "--out", str(tmp_path / "h")]) == 0
     out = capsys.readouterr().out
     assert f"report: written {(tmp_path / 'h' / 'index.html').resolve()}" in out
+
+
+def test_speedup_table_keeps_integer_params():
+    """Merged benchmarks widen integer params to float; tables must still show 64, not 64.00x."""
+    import pandas as pd
+
+    from reports.build import _integral_params, speedup_html
+
+    rows = pd.DataFrame(
+        {
+            "machine": ["m", "m"],
+            "impl": ["torch_compile", "eager"],
+            "side": [64.0, 64.0],
+            "value": [1.0, 3.0],
+            "unit": ["seconds"] * 2,
+        }
+    )
+    html = speedup_html(_integral_params(rows, ["impl", "side"]), ["impl", "side"])
+    assert "<td>64</td>" in html and "<td>3.00x</td>" in html and "64.00x" not in html
