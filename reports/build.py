@@ -89,7 +89,11 @@ def plot_benchmark(name: str, rows: pd.DataFrame, params: list[str]) -> str | No
         groups = sub.groupby(line_params) if line_params else [((), sub)]
         for key, grp in groups:
             grp = grp.sort_values(x)
-            label = ", ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+            keys = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(
+                str(k) if n == "impl" else f"{n}={k}"
+                for n, k in zip(line_params, keys, strict=False)
+            )
             ax.plot(grp[x], grp["_v"], marker="o", label=label or name)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
