@@ -1,7 +1,13 @@
-"""``python -m reports``: build the HTML report from asv's results and print its path.
+"""``python -m reports``: build the self-contained HTML report from asv's results.
 
-Several ``--results`` directories merge (one per host, say); a machine found in more than one
-keeps its newer runs.
+Usage::
+
+    python -m reports [--results DIR]... [--out reports/html] [--asv-html reports/asv/html]
+
+``--results`` defaults to ``reports/asv/results`` and may be repeated to merge hosts: machines
+come from every directory, ``benchmarks.json`` from the newest, and a run found in two
+directories keeps the copy that ran last (see ``reports.results``). The last line printed is the
+path of ``index.html``. Exit status 1 when there is nothing to report (run ``asv run`` first).
 """
 
 from __future__ import annotations
@@ -13,39 +19,43 @@ from pathlib import Path
 from reports.build import build
 from reports.results import ResultsError, load
 
+DEFAULT_RESULTS = Path("reports/asv/results")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
+    """Parse `argv`, read the results, write the report; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reports",
+        description="Build hdbench's self-contained HTML report from asv results directories.",
+    )
     parser.add_argument(
         "--results",
         action="append",
         type=Path,
-        help="asv results directory; repeat to merge hosts (default: reports/asv/results)",
+        metavar="DIR",
+        help=f"asv results directory; repeat to merge hosts (default: {DEFAULT_RESULTS})",
     )
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("reports/html"),
-        help="output folder (default: reports/html)",
+        "--out", type=Path, default=Path("reports/html"), help="output folder (reports/html)"
     )
     parser.add_argument(
         "--asv-html",
         type=Path,
         default=Path("reports/asv/html"),
-        help="asv publish's site, linked when present",
+        help="asv publish's site, linked from index.html when present (reports/asv/html)",
     )
     args = parser.parse_args(argv)
-    dirs = args.results or [Path("reports/asv/results")]
-    print(f"report: reading {', '.join(map(str, dirs))}", flush=True)
+    dirs = args.results or [DEFAULT_RESULTS]
+    print(f"report: reading {', '.join(map(str, dirs))}", file=sys.stderr)
     try:
         results = load(dirs)
     except ResultsError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
     for note in results.notes:
-        print(f"report: note: {note}")
-    index = build(results, args.out, [str(d) for d in dirs], args.asv_html)
-    print(f"report: written {index.resolve()}")
+        print(f"report: note: {note}", file=sys.stderr)
+    index = build(results, args.out, args.asv_html)
+    print(index.resolve())
     return 0
 
 

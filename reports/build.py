@@ -1,9 +1,16 @@
 """Build the self-contained HTML report from a ``ResultSet``.
 
-Pages: ``index.html`` (machines, what is missing, links) and ``kernels.html`` (one section per
-kernel benchmark: plots with machines side by side, a table, speed-ups over the baselines). Plots
-are inline PNG; nothing is loaded over the network. Every page is rendered in memory first and
-each file is replaced atomically, so a failed build leaves the previous report whole.
+Pages: ``index.html`` (machines, pages, runs, what is missing) and one page per entry of
+``PAGES``: ``kernels.html`` always, an experiment page (scaling, saddles) only once its benchmark
+module is in ``benchmarks.json``, and a generic page for any other module. Every page is a list
+of sections, one per benchmark class, built from asv's metadata alone: x axis = the size
+parameter (``side``...), one panel row per ``op``, one column per machine, colour = ``impl``,
+line style and marker = the remaining parameters. A page that needs more (an experiment's own
+figures) gets its own ``sections`` function in ``PAGES``: that is the extension point.
+
+Plots are inline PNG (matplotlib, Agg) and the pages load nothing: they open from the file
+system. Pages are rendered in memory, then each file is written to a temporary name and
+``os.replace``-d, so a failed build leaves the previous report whole.
 """
 
 from __future__ import annotations
@@ -11,8 +18,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import math
+import numbers
 import os
 import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -21,217 +34,487 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from reports.results import ResultSet  # noqa: E402
+from reports.results import ResultSet, param_value, split_name  # noqa: E402
 
-KERNEL_MODULES = ("bench_attack", "bench_pyramid", "bench_hvp")
-# hdbench's own implementations, best first: the speed-up table measures the others against them
-OURS = ("triton", "hdbench_triton", "torch_compile", "hdbench_torch_compile")
-X_PARAMS = ("side", "size", "width", "dim", "d", "n")
 TEMPLATES = Path(__file__).parent / "templates"
+X_PARAMS = ("side", "size", "resolution", "width", "dim", "d", "n")  # x axis, first found
+FACET = "op"  # one panel row per value
+COLOR = "impl"  # one colour per value
+# an implementation keeps its colour on every figure and page: Triton blue, torch.compile green,
+# eager orange, peer libraries after; the legend lists hdbench's own first
+IMPL_COLORS = {"triton": "C0", "hdbench": "C0", "hdbench_triton": "C0", "torch_compile": "C2",
+               "hdbench_torch_compile": "C2", "eager": "C1", "hdbench_eager": "C1",
+               "torchattacks": "C3", "foolbox": "C4", "kornia": "C5"}  # fmt: skip
+IMPL_ORDER = ("triton", "hdbench", "hdbench_triton", "hdbench_torch_compile", "hdbench_eager",
+              "torch_compile", "eager", "torchattacks", "foolbox", "kornia")  # fmt: skip
+# the torch backend is hdbench's path where Triton cannot run (CPU): it stands in for hdbench there
+HDBENCH_FALLBACK = "torch_compile"
+STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+TIME_SCALE = {"seconds": 1e3, "s": 1e3, "ms": 1.0, "us": 1e-3, "ns": 1e-6}  # to ms
+MACHINE_COLUMNS = ("machine", "gpu", "gpu_count", "gpu_memory", "cuda", "torch", "triton", "cpu",
+                   "num_cpu", "ram")  # fmt: skip
 
 
-def display(rows: pd.DataFrame) -> tuple[pd.Series, str]:
-    """Values in a readable unit: asv time_ benchmarks are seconds, shown in ms."""
-    unit = rows["unit"].iloc[0] if len(rows) else ""
-    if unit == "seconds":
-        return rows["value"].astype(float) * 1e3, "ms"
-    return rows["value"].astype(float), unit
+@dataclass(frozen=True)
+class Page:
+    """One report page: the benchmark modules it shows and how it turns them into sections."""
+
+    file: str
+    title: str
+    modules: tuple[str, ...]
+    intro: str
+    always: bool = False  # built even when benchmarks.json has none of its modules
+    sections: Callable[[ResultSet, tuple[str, ...]], list[dict]] | None = None  # default: generic
+
+
+PAGES = [
+    Page("kernels.html", "Kernel performance", ("bench_attack", "bench_pyramid", "bench_hvp"),
+         "Time per call against image side: hdbench's implementations against their baselines. "
+         "time_ benchmarks are host wall clock (synchronised on a GPU); GPU track_ benchmarks "
+         "are CUDA-event medians (triton.testing.do_bench).", always=True),
+    Page("scaling.html", "Scaling with resolution", ("bench_scaling",),
+         "Adversarial distance against input resolution (track_ benchmarks)."),
+    Page("saddles.html", "Saddles and critical points", ("bench_saddles",),
+         "Critical points of the loss landscape (track_ benchmarks)."),
+]  # fmt: skip
+
+
+def is_hdbench(impl: object) -> bool:
+    """hdbench's own implementations: Triton kernels and the hdbench_* loops."""
+    return impl in ("triton", "hdbench") or str(impl).startswith("hdbench")
+
+
+def display(unit: str) -> tuple[float, str]:
+    """Scale and unit to show: times in ms, bytes in MiB, the rest as recorded."""
+    if unit in TIME_SCALE:
+        return TIME_SCALE[unit], "ms"
+    if unit == "bytes":
+        return 1 / 2**20, "MiB"
+    return 1.0, unit
+
+
+def column_label(method: str, unit: str, n_times: int) -> str:
+    """Table header for one method: ``time_op`` -> "time (ms)", ``track_gbps`` -> "GB/s"."""
+    rest = method.partition("_")[2].replace("_", " ") or method
+    if unit == "ms" and n_times == 1:
+        return "time (ms)"
+    if rest.lower() in (unit.lower(), unit.lower().replace("/", "p")):
+        return unit
+    if rest.startswith("pct ") and unit == "%":
+        return f"% of {rest[4:]}"
+    return f"{rest} ({unit})"
 
 
 def _png(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _param_names(bench: dict, rows: pd.DataFrame) -> list[str]:
-    names = bench.get("param_names") or []
-    return [n for n in names if n in rows.columns]
+def _orders(results: ResultSet, names: list[str], rows: pd.DataFrame) -> dict[str, list]:
+    """Each parameter's values in the suite's order (benchmarks.json), then any others seen."""
+    orders: dict[str, list] = {}
+    for name in names:
+        bench = results.benchmarks.get(name, {})
+        pairs = zip(bench.get("param_names", []), bench.get("params", []), strict=False)
+        for pname, values in pairs:
+            orders.setdefault(pname, [param_value(v) for v in values])
+    for pname in orders:
+        seen = rows[pname].dropna().unique() if pname in rows else []
+        orders[pname] += sorted((v for v in seen if v not in orders[pname]), key=str)
+    return orders
 
 
-def _integral_params(rows: pd.DataFrame, params: list[str]) -> pd.DataFrame:
-    """Integer parameters back to int: the merged table widens them to float beside NaN."""
-    fixed = {
-        p: rows[p].astype(int)
-        for p in params
-        if pd.api.types.is_float_dtype(rows[p]) and (rows[p] == rows[p].round()).all()
-    }
-    return rows.assign(**fixed)
+def _sorted(rows: pd.DataFrame, params: list[str], orders: dict[str, list]) -> pd.DataFrame:
+    """`rows` in the suite's parameter order (fgsm before pgd, 64 before 128)."""
+
+    def key(col: pd.Series) -> pd.Series:
+        order = orders.get(col.name)
+        return col.map(lambda v: order.index(v) if v in order else len(order)) if order else col
+
+    return rows.sort_values(params, key=key) if params else rows
 
 
-def plot_benchmark(name: str, rows: pd.DataFrame, params: list[str]) -> str | None:
-    """Value against the size parameter; one line per impl (and other params), one panel per op
-    (rows) and machine (columns). None when there is no numeric x parameter."""
-    x = next((p for p in X_PARAMS if p in params), None)
-    if x is None:
-        return None
-    values, unit = display(rows)
-    rows = rows.assign(_v=values.values)
-    facet = "op" if "op" in params else None
-    line_params = [p for p in params if p not in (x, facet, "machine")]
+def _plain(v: float, _pos: object = None) -> str:
+    return f"{v:g}"
+
+
+def _impl_rank(v: object) -> tuple[int, str]:
+    return (IMPL_ORDER.index(v) if v in IMPL_ORDER else len(IMPL_ORDER), str(v))
+
+
+def grid_plot(
+    rows: pd.DataFrame,
+    x: str,
+    color: str | None,
+    styles: list[str],
+    orders: dict[str, list],
+    ylabel: str,
+    title: str,
+    log_y: bool = True,
+    ref: float | None = None,
+) -> str:
+    """Column ``shown`` against `x`, one panel per ``op`` (rows) and machine (columns).
+
+    Args:
+        rows: the values to draw, with ``machine``, `x`, `color` and `styles` columns.
+        x: the numeric parameter on the (log 2) x axis.
+        color: the parameter whose values get one colour each (``impl``), or None.
+        styles: further parameters: the first sets the line style, the second the marker.
+        orders: each parameter's values in the suite's order.
+        ylabel, title: axis label and figure title.
+        log_y: log y axis, when the values span at least 3x.
+        ref: a horizontal reference line (1 for speed-ups).
+
+    Returns:
+        The figure as base64 PNG.
+    """
+    facets = [v for v in orders.get(FACET, []) if FACET in rows and v in set(rows[FACET])]
+    facets = facets or [None]
     machines = sorted(rows["machine"].unique())
-    facets = sorted(rows[facet].unique()) if facet else [None]
-    panels = [(fv, m) for fv in facets for m in machines]
+    panels = [(f, m) for f in facets for m in machines]
     # machines side by side; a single machine wraps its panels three to a row
     ncols = len(machines) if len(machines) > 1 else min(3, len(panels))
     nrows = -(-len(panels) // ncols)
+    width = min(11.5, max(6.0, 3.9 * ncols))  # a lone panel still needs room for the legend
     fig, axes = plt.subplots(
-        nrows, ncols, squeeze=False, layout="constrained", figsize=(4.2 * ncols, 2.9 * nrows + 0.4)
+        nrows,
+        ncols,
+        squeeze=False,
+        layout="constrained",
+        sharex=True,
+        sharey="row" if len(machines) > 1 else False,  # machines compare on one scale
+        figsize=(width, 2.5 * nrows + 0.9),
     )
+    colors = sorted(rows[color].unique(), key=_impl_rank) if color else []
+    others = iter(plt.cm.Dark2.colors)  # implementations with no fixed colour
+    cmap = {v: IMPL_COLORS.get(v) or next(others) for v in colors}
+    style_vals = [[v for v in orders.get(s, []) if v in set(rows[s])] for s in styles]
+    lo, hi = rows["shown"].min(), rows["shown"].max()
+    # a log axis over less than ~3x shows one tick label or none: linear reads better there
+    log_y = log_y and lo > 0 and hi / lo >= 3
+    keys = ([color] if color else []) + styles
+    for ax, (fv, machine) in zip(axes.flat, panels, strict=False):
+        sub = rows[rows["machine"] == machine]
+        sub = sub[sub[FACET] == fv] if fv is not None else sub
+        for key, grp in sub.groupby(keys, sort=False) if keys else [((), sub)]:
+            c = cmap[key[0]] if color else "C0"
+            st = key[1:] if color else key
+            ls = STYLES[style_vals[0].index(st[0]) % len(STYLES)] if styles else "-"
+            mk = MARKERS[style_vals[1].index(st[1]) % len(MARKERS)] if len(styles) > 1 else "o"
+            grp = grp.sort_values(x, key=lambda s: s.astype(float))
+            ax.plot(grp[x].astype(float), grp["shown"], color=c, ls=ls, marker=mk, ms=4, lw=1.4)
+        if ref is not None:
+            ax.axhline(ref, color="0.4", lw=0.8, zorder=0)
+        ax.set_title(machine if fv is None else f"{fv} · {machine}", fontsize=9)
+        _axes_style(ax, sorted(rows[x].astype(float).unique()), log_y)
     for n, ax in enumerate(axes.flat):
         if n >= len(panels):
             ax.set_visible(False)
-            continue
-        fv, machine = panels[n]
-        sub = rows[(rows["machine"] == machine) & ((rows[facet] == fv) if facet else True)]
-        groups = sub.groupby(line_params) if line_params else [((), sub)]
-        for key, grp in groups:
-            grp = grp.sort_values(x)
-            keys = key if isinstance(key, tuple) else (key,)
-            label = ", ".join(
-                str(k) if n == "impl" else f"{n}={k}"
-                for n, k in zip(line_params, keys, strict=False)
-            )
-            ax.plot(grp[x], grp["_v"], marker="o", label=label or name)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_title(f"{fv} · {machine}" if facet else machine, fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.set_ylabel(unit)
-        ax.set_xlabel(x)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.suptitle(name, fontsize=10)
+        elif n + ncols >= len(panels):  # nothing drawn below: this panel carries the x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel(x)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    handles = [Line2D([], [], color=cmap[v], lw=2, label=str(v)) for v in colors]
+    for i, (s, vals) in enumerate(zip(styles[:2], style_vals, strict=False)):
+        for j, v in enumerate(vals):
+            ls = STYLES[j % len(STYLES)] if i == 0 else ""
+            mk = MARKERS[j % len(MARKERS)] if i == 1 else None
+            handles.append(Line2D([], [], color="0.3", ls=ls, marker=mk, label=f"{s}={v}"))
+    if handles:  # below the panels: above them it would collide with the title
+        ncol = min(len(handles), 6)
+        fig.legend(handles=handles, loc="outside lower center", ncols=ncol, fontsize=8)
+    fig.suptitle(textwrap.fill(title, int(width * 13)), fontsize=10)
     return _png(fig)
 
 
-def table_html(rows: pd.DataFrame, params: list[str]) -> str:
-    """Machine and parameters down, impl across (when there is one), values in display units."""
-    values, unit = display(rows)
-    t = rows.assign(value=values.values)
-    if "impl" in params and t["impl"].nunique() > 1:
-        index = ["machine"] + [p for p in params if p != "impl"]
-        t = t.pivot_table(index=index, columns="impl", values="value", aggfunc="first")
-        t.columns = [f"{c} ({unit})" for c in t.columns]
-        t = t.reset_index()
-    else:
-        t = t[["machine", *params, "value"]].rename(columns={"value": f"value ({unit})"})
-    return t.to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}", border=0)
+def _axes_style(ax: plt.Axes, xs: list[float], log_y: bool) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs)
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(which="both", labelsize=8)
+    ax.grid(True, which="both", alpha=0.25)
+    if log_y:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
+        # under three powers of ten in view, label the 2s and 5s as well
+        lo, hi = ax.get_ylim()
+        decades = math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) + 1
+        ax.yaxis.set_minor_formatter(FuncFormatter(_plain) if decades < 3 else NullFormatter())
 
 
-def speedup_html(rows: pd.DataFrame, params: list[str]) -> str | None:
-    """Time of each baseline divided by hdbench's best available implementation, per group."""
-    if "impl" not in params or rows["unit"].iloc[0] not in ("seconds", "ms"):
-        return None
-    index = ["machine"] + [p for p in params if p != "impl"]
-    wide = rows.pivot_table(index=index, columns="impl", values="value", aggfunc="first")
+def speedups(rows: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Time of each baseline over hdbench's fastest implementation, per machine and parameters.
+
+    hdbench's implementations are Triton and the hdbench_* loops; where none ran (a CPU), the
+    torch backend (``torch_compile``) is hdbench's and the rest are baselines.
+
+    Returns:
+        Columns: machine, the parameters other than ``impl``, ``hdbench`` (the implementation
+        used), ``baseline``, ``speed-up`` (above 1: hdbench is faster).
+    """
+    index = ["machine", *[p for p in params if p != COLOR]]
     out = []
-    for key, row in wide.iterrows():
-        ours = next((i for i in OURS if i in row and pd.notna(row[i])), None)
-        if ours is None:
+    for key, grp in rows.groupby(index, sort=False):
+        t = dict(zip(grp[COLOR], grp["value"], strict=True))
+        ours = {i: v for i, v in t.items() if is_hdbench(i)}
+        if not ours and HDBENCH_FALLBACK in t:
+            ours = {HDBENCH_FALLBACK: t[HDBENCH_FALLBACK]}
+        if not ours:
             continue
-        for impl, value in row.items():
-            if impl != ours and pd.notna(value):
-                out.append(
-                    {
-                        **dict(zip(index, key, strict=True)),
-                        "hdbench": ours,
-                        "baseline": impl,
-                        "speed-up": value / row[ours],
-                    }
-                )
-    if not out:
-        return None
-    return pd.DataFrame(out).to_html(
-        index=False, border=0, formatters={"speed-up": lambda v: f"{v:.2f}x"}
+        best = min(ours, key=ours.get)
+        base = dict(zip(index, key, strict=True), hdbench=best)
+        out += [
+            {**base, "baseline": impl, "speed-up": v / ours[best]}
+            for impl, v in t.items()
+            if impl not in ours
+        ]
+    return pd.DataFrame(out)
+
+
+def html_table(df: pd.DataFrame, formatters: dict | None = None) -> str:
+    """A plain HTML table: numbers right-aligned (class ``num``) to 4 significant digits."""
+    formatters = formatters or {}
+
+    def cell(col: str, v: object) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return '<td class="num">–</td>'
+        if col in formatters:
+            return f'<td class="num">{escape(formatters[col](v))}</td>'
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            return f"<td>{escape(str(v))}</td>"
+        text = str(v) if isinstance(v, numbers.Integral) else f"{v:.4g}"
+        return f'<td class="num">{text}</td>'
+
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
+    body = "\n".join(
+        "<tr>" + "".join(cell(c, v) for c, v in zip(df.columns, row, strict=True)) + "</tr>"
+        for row in df.itertuples(index=False, name=None)
     )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
-def kernel_sections(results: ResultSet) -> list[dict]:
-    sections = []
-    current = results.current()
-    names = sorted(n for n in results.benchmarks if n.split(".")[0] in KERNEL_MODULES)
-    for name in names:
-        bench = results.benchmarks[name]
-        rows = current[current["benchmark"] == name]
-        section = {
-            "id": name,
-            "title": name,
-            "items": [],
-            "text": (bench.get("docstring") or "").strip().split("\n")[0],
-        }
-        if rows.empty:
-            all_rows = results.table[results.table["benchmark"] == name]
-            why = (
-                "every combination was skipped on the machines here (e.g. GPU-only)"
-                if len(all_rows) and (all_rows["status"] == "skipped").all()
-                else "no current results"
-            )
-            section["items"].append({"kind": "text", "text": f"No results yet: {why}."})
-            sections.append(section)
-            continue
-        params = _param_names(bench, rows)
-        rows = _integral_params(rows, params)
-        plot = plot_benchmark(name, rows, params)
-        if plot:
-            section["items"].append({"kind": "plot", "data": plot, "alt": name})
-        speed = speedup_html(rows, params)
-        if speed:
-            section["items"].append(
-                {"kind": "details", "caption": "Speed-up over each baseline", "html": speed}
-            )
-        section["items"].append(
-            {"kind": "details", "caption": "Table", "html": table_html(rows, params)}
+def _why_empty(results: ResultSet, names: list[str], machines: set[str] = frozenset()) -> str:
+    """Why `names` have no current result on any machine (or on those not in `machines`)."""
+    t = results.table
+    rows = t[t["benchmark"].isin(names) & t["latest"] & ~t["machine"].isin(machines)]
+    if rows.empty:
+        return "" if machines else "not run on any machine yet"
+    parts = []
+    for machine, grp in rows.groupby("machine"):
+        what = "stale" if grp["stale"].all() else " or ".join(sorted(set(grp["status"])))
+        parts.append(f"{what} on {machine}")
+    why = " (skipped: its setup raised NotImplementedError, e.g. no GPU there)"
+    return "; ".join(parts) + (why if (rows["status"] == "skipped").any() else "")
+
+
+@dataclass
+class _Class:
+    """The current rows of one benchmark class, in display units, and how to draw them."""
+
+    names: list[str]  # its benchmarks, the ones to plot first
+    rows: pd.DataFrame  # current rows with ``shown`` (display units) and ``column`` (header)
+    params: list[str]
+    orders: dict[str, list]
+    x: str | None  # the numeric parameter on the x axis
+    split: str | None  # one figure per value of this parameter (dtype): 12 lines are too many
+    styles: list[str]  # the other parameters (not x, op, impl): line style and marker
+    timed: list[str]  # benchmarks that are times (shown in ms)
+
+    def figures(self, rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+        """`rows` cut into one figure per value of ``split``: (title suffix, rows)."""
+        if self.split is None:
+            return [("", rows)]
+        values = [v for v in self.orders[self.split] if v in set(rows[self.split])]
+        return [(f", {self.split}={v}", rows[rows[self.split] == v]) for v in values]
+
+
+def _prepare(results: ResultSet, names: list[str], rows: pd.DataFrame) -> _Class:
+    bench = results.benchmarks.get(names[0], {})
+    params = [p for p in bench.get("param_names", []) if p in rows.columns]
+    shown = {n: display(u) for n, u in rows.groupby("benchmark")["unit"].first().items()}
+    timed = [n for n in names if n in shown and shown[n][1] == "ms"]
+    pct = [n for n in names if n in shown and shown[n][1] == "%"]
+    first = list(dict.fromkeys(timed + pct + names))
+    labels = {n: column_label(split_name(n)[2], shown[n][1], len(timed)) for n in shown}
+    rows = rows.assign(
+        shown=[v * shown[b][0] for v, b in zip(rows["value"], rows["benchmark"], strict=True)],
+        unit_shown=rows["benchmark"].map(lambda b: shown[b][1]),
+        column=rows["benchmark"].map(labels),
+    )
+    # a numeric x with one value makes a plot of dots: the table says it better
+    x = next((p for p in X_PARAMS if p in params and rows[p].nunique() > 1), None)
+    styles = [p for p in params if p not in (x, FACET, COLOR)]
+    split = styles[0] if len(styles) > 1 and rows[styles[0]].nunique() > 1 else None
+    styles = styles[1:] if split else styles
+    orders = _orders(results, names, rows)
+    return _Class(first, rows, params, orders, x, split, styles, timed)
+
+
+def _plot(alt: str, data: str, shown: bool) -> dict:
+    """A figure item: shown, or folded under its title (secondary figures keep pages short)."""
+    return {"kind": "plot", "alt": alt, "data": data, "folded": not shown}
+
+
+def _plot_items(c: _Class) -> list[dict]:
+    """Time (and % of peak) against x; every benchmark when the class has neither. Only the
+    first time figure is open; the rest are folded."""
+    units = c.rows.groupby("benchmark")["unit_shown"].first()
+    wanted = [n for n in c.names if units.get(n) in ("ms", "%")] or c.names
+    items = []
+    color = COLOR if COLOR in c.params else None
+    for name in wanted if c.x else []:
+        sub = c.rows[c.rows["benchmark"] == name]
+        unit = units.get(name, "")
+        for suffix, rows in c.figures(sub):
+            title = f"{split_name(name)[2]} ({unit}){suffix}"
+            data = grid_plot(rows, c.x, color, c.styles, c.orders, unit, title, unit != "%")
+            items.append(_plot(title, data, shown=not items))
+    return items
+
+
+def _speedup_items(c: _Class) -> list[dict]:
+    """Speed-up of hdbench's fastest implementation over each baseline: a plot and a table."""
+    if COLOR not in c.params or not c.timed:
+        return []
+    sp = speedups(c.rows[c.rows["benchmark"] == c.timed[0]], c.params)
+    if sp.empty:
+        return []
+    items = []
+    ours = ", ".join(sorted(set(sp["hdbench"]), key=_impl_rank))
+    for suffix, rows in c.figures(sp.assign(shown=sp["speed-up"])) if c.x else []:
+        title = (
+            f"{split_name(c.timed[0])[2]}{suffix}: speed-up of hdbench's fastest ({ours}) over "
+            "each baseline; above 1: hdbench is faster"
         )
-        sections.append(section)
-    return sections
+        data = grid_plot(rows, c.x, "baseline", c.styles, c.orders, "speed-up (x)", title, ref=1)
+        items.append(_plot(title, data, shown=not items))
+    index = [col for col in sp.columns if col not in ("baseline", "speed-up")]
+    wide = sp.pivot_table(
+        index=index, columns="baseline", values="speed-up", aggfunc="first", sort=False
+    )
+    wide = _sorted(wide.add_prefix("over ").reset_index(), ["machine", *index[1:]], c.orders)
+    fmts = {col: (lambda v: f"{v:.2f}x") for col in wide.columns if col.startswith("over ")}
+    items.append({"kind": "details", "caption": "Speed-up table", "html": html_table(wide, fmts)})
+    return items
 
 
-def index_sections(results: ResultSet, asv_html: Path | None) -> list[dict]:
-    machines = results.machines.to_html(index=False, na_rep="-", border=0)
-    counts = results.table[results.table["latest"]].groupby(["machine", "status"]).size()
-    counts = counts.unstack(fill_value=0)
-    counts.columns.name = None
-    counts = counts.reset_index().to_html(index=False, border=0)
-    sections = [
-        {
-            "id": "machines",
-            "title": "Machines",
-            "items": [{"kind": "table", "html": machines}],
-            "text": "Each machine's newest run is shown; asv keeps one folder per machine.",
-        },
-        {
-            "id": "coverage",
-            "title": "Results per machine",
-            "items": [
-                {"kind": "table", "html": counts},
-                {
-                    "kind": "text",
-                    "text": "skipped: the combination cannot run on that machine (no "
-                    "GPU or Triton, a size for another device, a peer library "
-                    "not installed).",
-                },
-            ],
-        },
-        {
-            "id": "notes",
-            "title": "Missing, failed and stale results",
-            "items": [{"kind": "notes", "lines": results.notes or ["none"]}],
-        },
-    ]
+def _table_items(c: _Class) -> list[dict]:
+    """One table per machine (one for all when the class has no parameters): the parameters,
+    then one column per benchmark of the class."""
+    labels = c.rows.groupby("benchmark")["column"].first()
+    columns = list(dict.fromkeys(labels[n] for n in c.names if n in labels))
+    index = c.params or ["machine"]
+    groups = c.rows.groupby("machine") if c.params else [("all machines", c.rows)]
+    items = []
+    for machine, grp in groups:
+        wide = grp.pivot_table(
+            index=index, columns="column", values="shown", aggfunc="first", sort=False
+        )
+        wide = _sorted(wide.reset_index(), index, c.orders)
+        wide = wide[[*index, *[col for col in columns if col in wide.columns]]]
+        caption = f"Table: {machine} ({len(wide)} row{'s' if len(wide) > 1 else ''})"
+        items.append({"kind": "details", "caption": caption, "html": html_table(wide)})
+    return items
+
+
+def class_section(results: ResultSet, names: list[str]) -> dict:
+    """One section for the benchmarks of one class: plots, speed-ups, a table per machine."""
+    module, klass, method = split_name(names[0])
+    title = f"{module}.{klass or method}"
+    benches = [results.benchmarks.get(n, {}) for n in names]
+    units = ", ".join(
+        f"{split_name(n)[2]} ({b.get('unit', '?')})" for n, b in zip(names, benches, strict=True)
+    )
+    section = {
+        "id": title,
+        "title": title,
+        "text": f"{units}; version {benches[0].get('version', '?')}",
+        "notes": [n for n in results.notes if any(f" {name}:" in n for name in names)],
+    }
+    current = results.current()
+    rows = current[current["benchmark"].isin(names)]
+    if rows.empty:
+        why = f"No results yet: {_why_empty(results, names)}."
+        return section | {"items": [{"kind": "text", "text": why}]}
+    c = _prepare(results, names, rows)
+    items = _plot_items(c) + _speedup_items(c) + _table_items(c)
+    elsewhere = _why_empty(results, names, set(rows["machine"]))
+    if elsewhere:  # machines that ran the class but have nothing current to show
+        items.insert(0, {"kind": "text", "text": f"No current result: {elsewhere}."})
+    return section | {"items": items}
+
+
+def benchmark_sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
+    """The generic sections of a page: one per benchmark class of `modules`."""
+    fresh = results.table["benchmark"][~results.table["stale"]]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in sorted(set(results.benchmarks) | set(fresh)):
+        module, klass, method = split_name(name)
+        if module in modules:
+            groups.setdefault((module, klass or method), []).append(name)
+    return [class_section(results, g) for g in groups.values()]
+
+
+def pages_for(results: ResultSet) -> list[Page]:
+    """Pages with something to show: kernels always, others once their module exists."""
+    present = set(results.modules())
+    pages = [p for p in PAGES if p.always or present & set(p.modules)]
+    claimed = {m for p in PAGES for m in p.modules}
+    pages += [Page(f"{m}.html", m, (m,), f"Benchmarks of {m}.") for m in sorted(present - claimed)]
+    return pages
+
+
+def index_context(results: ResultSet, pages: list[Page], out: Path, asv_html: Path | None) -> dict:
+    """What index.html shows: machines, pages, runs, notes, asv's site."""
+    m = results.machines.copy()
+    if "ram" in m:
+        # asv records bytes; a non-breaking space keeps "24 GiB" on one line
+        m["ram"] = [f"{int(r) / 2**30:.0f}\u00a0GiB" if str(r).isdigit() else r for r in m["ram"]]
+    first = [c for c in MACHINE_COLUMNS if c in m]
+    m = m[first + [c for c in m if c not in first and c != "commit"] + ["commit"]]
+    runs = results.runs.copy()
+    for col in ("date", "ran_at"):
+        runs[col] = [t.strftime("%Y-%m-%d %H:%M") if pd.notna(t) else "–" for t in runs[col]]
+    runs["latest"] = ["yes" if v else "" for v in runs["latest"]]
+    runs = runs.drop(columns="file").rename(columns={"date": "commit date", "ran_at": "ran at"})
+    cur = results.current()
+    listed = []
+    for p in pages:
+        names = [n for n in results.benchmarks if split_name(n)[0] in p.modules]
+        have = cur[cur["module"].isin(p.modules)]["benchmark"].nunique()
+        listed.append(
+            {
+                "file": p.file,
+                "title": p.title,
+                "intro": p.intro,
+                "count": f"{have} of {len(names)} benchmarks with current results",
+            }
+        )
+    asv = None
     if asv_html is not None and (asv_html / "index.html").is_file():
-        rel = os.path.relpath(asv_html / "index.html", start=Path.cwd())
-        sections.append({"id": "asv", "title": "asv's own site", "items": [{"kind": "text",
-            "text": f"{rel}: its pages load scripts over HTTP, view them with "
-                    f"`python -m asv preview`."}]})  # fmt: skip
-    return sections
+        asv = os.path.relpath(asv_html.resolve() / "index.html", out.resolve())
+    return {
+        "machines": html_table(m),
+        "runs": html_table(runs),
+        "pages": listed,
+        "notes": results.notes,
+        "asv": asv,
+    }
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -242,32 +525,33 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def build(results: ResultSet, out: Path, sources: list[str], asv_html: Path | None = None) -> Path:
-    """Render every page, then write them; returns the path of index.html."""
+def build(results: ResultSet, out: str | Path, asv_html: str | Path | None = None) -> Path:
+    """Render every page, then write them all; returns the path of index.html.
+
+    Args:
+        results: the merged results (``reports.results.load``).
+        out: folder for the HTML files (created if missing).
+        asv_html: asv publish's site, linked from index.html when it exists.
+    """
+    out = Path(out)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    page = env.get_template("page.html")
-    nav = [("index.html", "Overview"), ("kernels.html", "Kernel performance")]
+    pages = pages_for(results)
     common = {
-        "nav": nav,
-        "sources": sources,
+        "nav": [("index.html", "Overview")] + [(p.file, p.title) for p in pages],
+        "sources": [str(s) for s in results.sources],
         "built": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    pages = {
-        "index.html": page.render(
-            title="hdbench report",
-            sections=index_sections(results, asv_html),
-            intro="Benchmarks of hdbench's kernels and experiments, read from asv's results.",
-            **common,
-        ),  # fmt: skip
-        "kernels.html": page.render(
-            title="Kernel performance",
-            sections=kernel_sections(results),
-            intro="Time per call against image side, hdbench's implementations and "
-            "their baselines; CPU machines show host wall clock, GPU machines CUDA-event "
-            "medians.",
-            **common,
-        ),  # fmt: skip
+    index = index_context(results, pages, out, Path(asv_html) if asv_html else None)
+    html = {
+        "index.html": env.get_template("index.html").render(
+            title="hdbench benchmark report", current="index.html", **common, **index
+        )
     }
-    for name, html in pages.items():
-        write_atomic(out / name, html)
+    for p in pages:
+        sections = (p.sections or benchmark_sections)(results, p.modules)
+        html[p.file] = env.get_template("page.html").render(
+            title=p.title, intro=p.intro, sections=sections, current=p.file, **common
+        )
+    for name, text in html.items():  # all rendered: a failure above wrote nothing
+        write_atomic(out / name, text)
     return out / "index.html"
