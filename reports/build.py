@@ -47,9 +47,11 @@ COLOR = "impl"  # one colour per value
 # eager orange, peer libraries after; the legend lists hdbench's own first
 IMPL_COLORS = {"triton": "C0", "hdbench": "C0", "hdbench_triton": "C0", "torch_compile": "C2",
                "hdbench_torch_compile": "C2", "eager": "C1", "hdbench_eager": "C1",
-               "torchattacks": "C3", "foolbox": "C4", "kornia": "C5"}  # fmt: skip
-IMPL_ORDER = ("triton", "hdbench", "hdbench_triton", "hdbench_torch_compile", "hdbench_eager",
-              "torch_compile", "eager", "torchattacks", "foolbox", "kornia")  # fmt: skip
+               "torchattacks": "C3", "foolbox": "C4", "kornia": "C5", "triton_kornia": "C9",
+               "avg_pool": "C7"}  # fmt: skip
+IMPL_ORDER = ("triton", "triton_kornia", "hdbench", "hdbench_triton", "hdbench_torch_compile",
+              "hdbench_eager", "torch_compile", "eager", "torchattacks", "foolbox", "kornia",
+              "avg_pool")  # fmt: skip
 # the torch backend is hdbench's path where Triton cannot run (CPU): it stands in for hdbench there
 HDBENCH_FALLBACK = "torch_compile"
 STYLES = ("-", "--", ":", "-.")
@@ -84,8 +86,9 @@ PAGES = [
 
 
 def is_hdbench(impl: object) -> bool:
-    """hdbench's own implementations: Triton kernels and the hdbench_* loops."""
-    return impl in ("triton", "hdbench") or str(impl).startswith("hdbench")
+    """hdbench's own implementations: Triton kernels (``triton``, ``triton_<convention>``) and the
+    hdbench_* loops."""
+    return str(impl).startswith(("triton", "hdbench"))
 
 
 def display(unit: str) -> tuple[float, str]:

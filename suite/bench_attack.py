@@ -32,7 +32,6 @@ use these compulsory figures, so every implementation is scored against the same
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -116,26 +115,6 @@ def op_call(op: str, impl: str, t: dict[str, torch.Tensor]) -> Callable[[], Any]
     return calls[op]
 
 
-def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
-    """Call `fn` twice (compile / JIT, then a settled call) and wait for the device; return it.
-
-    Raises:
-        NotImplementedError: torch.compile failed and the op fell back to eager (kernels'
-            torch backend does so with a warning): timing it would file eager numbers under
-            ``torch_compile``.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fn()
-        fn()
-        common.sync(dev)
-    for w in caught:
-        if "torch.compile failed" in str(w.message):
-            common.skip(f"torch.compile failed, the op runs eager: {w.message}")
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return fn
-
-
 # Warmed calls per process. asv-runner re-runs setup before every timed call; building inputs and
 # compiling there each time would dominate the run.
 _CALLS: dict[tuple[Any, ...], Callable[[], Any]] = {}
@@ -146,7 +125,7 @@ def _warm_op(op: str, impl: str, dev: str, batch: int, side: int) -> Callable[[]
     if key not in _CALLS:
         _CALLS.clear()  # one combination per process: free the previous inputs first
         inputs = make_inputs(dev, torch.float32, batch, side)
-        _CALLS[key] = warm(op_call(op, impl, inputs), dev)
+        _CALLS[key] = common.warm(op_call(op, impl, inputs), dev)
     return _CALLS[key]
 
 
@@ -209,81 +188,32 @@ def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
                 for impl in impls:
                     key = (op, impl, dtype_name, batch, side)
                     try:
-                        fn = warm(op_call(op, impl, inputs), "cuda")
-                        ms = common.bench_ms(fn)
-                        rate = common.gbps(nbytes, ms)
-                        results[key] = {
-                            "ms": ms,
-                            "gbps": rate,
-                            "pct_copy": common.pct_of_copy(rate),
-                            "peak_memory": common.peak_memory_bytes(fn),
-                            "bytes": nbytes,
-                        }
+                        fn = common.warm(op_call(op, impl, inputs), "cuda")
+                        results[key] = common.measure_gpu(fn, nbytes)
                     except Exception as exc:
-                        skip = isinstance(exc, NotImplementedError) or common.is_oom(exc)
-                        results[key] = {"error": f"{type(exc).__name__}: {exc}"[:500], "skip": skip}
+                        results[key] = common.failure(exc)
                     torch.cuda.empty_cache()
             del inputs
             torch.cuda.empty_cache()
     return results
 
 
-class TrackAttackOpsGPU:
+class TrackAttackOpsGPU(common.GPUOpTracks):
     """GPU speed (do_bench median), effective bandwidth and memory of one op call."""
 
     params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.BATCHES), list(common.SIDES))
     param_names = ("op", "impl", "dtype", "batch", "side")
     version = "attack-ops-gpu-2"
-    rounds = 1
-    timeout = 120
 
-    def setup_cache(self) -> dict[tuple[str, str, str, int], dict[str, Any]]:
+    def measure(self) -> dict[tuple[Any, ...], dict[str, Any]]:
         return measure_gpu_ops()
-
-    # every combination in one process: ~6 ops x 3 impls x 2 dtypes x 4 sides plus compiling
-    setup_cache.timeout = 2400
 
     def setup(self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int) -> None:
         common.require_cuda()
         common.require_impl(impl, "cuda")
         common.require_batch(batch, "cuda")
         common.require_side(side, "cuda")
-        entry = results.get((op, impl, dtype, batch, side))
-        if entry is None:
-            common.skip("not measured")
-        if "error" in entry:
-            if entry["skip"]:
-                common.skip(entry["error"])
-            raise RuntimeError(entry["error"])
-        self.entry = entry
-
-    def track_ms(
-        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
-    ) -> float:
-        return self.entry["ms"]
-
-    track_ms.unit = "ms"
-
-    def track_gbps(
-        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
-    ) -> float:
-        return self.entry["gbps"]
-
-    track_gbps.unit = "GB/s"
-
-    def track_pct_copy(
-        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
-    ) -> float:
-        return self.entry["pct_copy"]
-
-    track_pct_copy.unit = "%"
-
-    def track_peak_memory(
-        self, results: dict, op: str, impl: str, dtype: str, batch: int, side: int
-    ) -> int:
-        return self.entry["peak_memory"]
-
-    track_peak_memory.unit = "bytes"
+        super().setup(results, op, impl, dtype, batch, side)
 
 
 # --- the whole attack --------------------------------------------------------------------------
@@ -345,7 +275,7 @@ def _warm_attack(impl: str, dev: str, batch: int, side: int) -> Callable[[], Any
     key = (impl, dev, batch, side)
     if key not in _ATTACKS:
         _ATTACKS.clear()
-        _ATTACKS[key] = warm(attack_call(impl, dev, batch, side), dev)
+        _ATTACKS[key] = common.warm(attack_call(impl, dev, batch, side), dev)
     return _ATTACKS[key]
 
 

@@ -10,12 +10,14 @@ queries are lazy and cached per process, and triton is imported inside the GPU h
 
 from __future__ import annotations
 
+import abc
 import functools
 import importlib
 import importlib.util
 import os
 import re
 import socket
+import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -228,3 +230,96 @@ def peak_memory_bytes(fn: Callable[[], Any]) -> int:
 def is_oom(exc: BaseException) -> bool:
     """True for an out-of-memory error: a GPU too small for a size skips rather than fails."""
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def measure_gpu(fn: Callable[[], Any], nbytes: int) -> dict[str, Any]:
+    """One warmed call's GPU numbers: ms (do_bench median), GB/s and % of copy bandwidth for
+    `nbytes` compulsory bytes, peak memory."""
+    ms = bench_ms(fn)
+    rate = gbps(nbytes, ms)
+    return {
+        "ms": ms,
+        "gbps": rate,
+        "pct_copy": pct_of_copy(rate),
+        "peak_memory": peak_memory_bytes(fn),
+        "bytes": nbytes,
+    }
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """The entry a failed measurement leaves: skipped (a failed compile, out of memory, a peer
+    that cannot run it) or failed (anything else)."""
+    skip_it = isinstance(exc, NotImplementedError) or is_oom(exc)
+    return {"error": f"{type(exc).__name__}: {exc}"[:500], "skip": skip_it}
+
+
+def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
+    """Call `fn` twice (compile / JIT, then a settled call) and wait for the device; return it.
+
+    Raises:
+        NotImplementedError: torch.compile failed and the op fell back to eager (kernels'
+            torch backend does so with a warning): timing it would file eager numbers under
+            ``torch_compile``.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+        fn()
+        sync(dev)
+    for w in caught:
+        if "torch.compile failed" in str(w.message):
+            skip(f"torch.compile failed, the op runs eager: {w.message}")
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return fn
+
+
+class GPUOpTracks(abc.ABC):
+    """Base of the GPU op benchmarks: one ``setup_cache`` run measures every combination (the
+    subclass's ``measure``, keyed by the parameter tuple), and the ``track_`` methods read it.
+
+    Abstract, so asv does not collect this base itself; subclasses set ``params``,
+    ``param_names`` and ``version``.
+    """
+
+    rounds = 1
+    timeout = 120
+
+    @abc.abstractmethod
+    def measure(self) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """{params: measure_gpu(...) or failure(...)} for every combination this GPU runs."""
+
+    def setup_cache(self) -> dict[tuple[Any, ...], dict[str, Any]]:
+        return self.measure() if cuda_available() else {}
+
+    setup_cache.timeout = 2400  # type: ignore[attr-defined]  # every combination, compiles too
+
+    def setup(self, results: dict[tuple[Any, ...], dict[str, Any]], *params: Any) -> None:
+        require_cuda()
+        entry = results.get(tuple(params))
+        if entry is None:
+            skip("not measured on this GPU")
+        if "error" in entry:
+            if entry["skip"]:
+                skip(entry["error"])
+            raise RuntimeError(entry["error"])
+        self.entry = entry
+
+    def track_ms(self, results: dict, *params: Any) -> float:
+        return self.entry["ms"]
+
+    track_ms.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_gbps(self, results: dict, *params: Any) -> float:
+        return self.entry["gbps"]
+
+    track_gbps.unit = "GB/s"  # type: ignore[attr-defined]
+
+    def track_pct_copy(self, results: dict, *params: Any) -> float:
+        return self.entry["pct_copy"]
+
+    track_pct_copy.unit = "%"  # type: ignore[attr-defined]
+
+    def track_peak_memory(self, results: dict, *params: Any) -> int:
+        return self.entry["peak_memory"]
+
+    track_peak_memory.unit = "bytes"  # type: ignore[attr-defined]

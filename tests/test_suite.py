@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from kernels.reference import pyramid as ref_pyramid
 from suite import bench_attack as ba
+from suite import bench_pyramid as bp
 from suite import common, machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,8 +153,14 @@ def test_discovery_names_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
         "bench_attack.TrackAttackOpsGPU.track_pct_copy": "%",
         "bench_attack.TrackAttackOpsGPU.track_peak_memory": "bytes",
         "bench_attack.TrackWholeAttackGPU.track_ms": "ms",
+        "bench_pyramid.TimePyramidOps.time_op": "seconds",
+        "bench_pyramid.TrackPyramidOpsGPU.track_ms": "ms",
+        "bench_pyramid.TrackPyramidOpsGPU.track_gbps": "GB/s",
+        "bench_pyramid.TrackPyramidOpsGPU.track_pct_copy": "%",
+        "bench_pyramid.TrackPyramidOpsGPU.track_peak_memory": "bytes",
     }
-    assert {k for k in found if k.startswith("bench_attack.")} == set(units)
+    assert {k for k in found if k.startswith(("bench_attack.", "bench_pyramid."))} == set(units)
+    assert not [k for k in found if k.startswith(("common.", "machine."))]
     for name, unit in units.items():
         assert found[name].unit == unit, name
     for cls in (ba.TimeAttackOps, ba.TrackAttackOpsGPU, ba.TimeWholeAttack, ba.TrackWholeAttackGPU):
@@ -261,3 +269,64 @@ def test_suite_imports_without_triton() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "skipped"
+
+
+# --- pyramid benchmarks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", bp.OPS)
+@pytest.mark.parametrize("impl", [i for i in bp.IMPLS if "triton" not in i])
+def test_time_pyramid_ops_run_or_skip_with_a_reason(cpu: str, op: str, impl: str) -> None:
+    bench = bp.TimePyramidOps()
+    side = common.sides_for(cpu)[0]
+    unsupported = (impl == "kornia" and op not in bp.KORNIA_OPS) or (
+        impl == "avg_pool" and op not in bp.AVG_POOL_OPS
+    )
+    if unsupported:
+        with pytest.raises(NotImplementedError, match=f"no {op}"):
+            bench.setup(op, impl, side)
+        return
+    bench.setup(op, impl, side)
+    bench.time_op(op, impl, side)
+
+
+def test_pyramid_benchmarks_skip_triton_and_gpu_on_cpu(cpu: str) -> None:
+    with pytest.raises(NotImplementedError, match="needs a CUDA device"):
+        bp.TimePyramidOps().setup("gaussian", "triton", 64)
+    with pytest.raises(NotImplementedError, match="side 2048"):
+        bp.TimePyramidOps().setup("gaussian", "eager", 2048)
+    results = bp.TrackPyramidOpsGPU().setup_cache()
+    assert results == {}
+    with pytest.raises(NotImplementedError):
+        bp.TrackPyramidOpsGPU().setup(results, "gaussian", "triton", "fp32", 1024)
+
+
+def test_pyramid_impls_agree_on_the_benchmark_inputs(cpu: str) -> None:
+    """Every implementation computes its convention's pyramid on the benchmark's inputs."""
+    t = bp.make_inputs("cpu", torch.float32, 2, 32, "opencv")
+    for op in bp.OPS:
+        torch.testing.assert_close(
+            bp.op_call(op, "torch_compile", t)(), bp.op_call(op, "eager", t)(), msg=op
+        )
+    t = bp.make_inputs("cpu", torch.float32, 2, 32, "kornia")
+    x, small = t["x"], t["small"]
+    want = {
+        "pyr_down": ref_pyramid.pyr_down(x, "kornia"),
+        "pyr_up": ref_pyramid.pyr_up(small, (32, 32), "kornia"),
+        "gaussian": ref_pyramid.gaussian_pyramid(x, bp.LEVELS, "kornia"),
+        "laplacian": ref_pyramid.laplacian_pyramid(x, bp.LEVELS, "kornia"),
+    }
+    for op in bp.KORNIA_OPS:
+        torch.testing.assert_close(bp.op_call(op, "kornia", t)(), want[op], msg=op)
+    pooled = bp.op_call("gaussian", "avg_pool", t)()
+    assert [p.shape[-1] for p in pooled] == [32, 16, 8, 4, 2]
+
+
+def test_pyramid_min_bytes() -> None:
+    # batch 1, side 32, fp32, 3 channels: levels of 32^2, 16^2, 8^2, 4^2, 2^2 elements
+    area = 3 * (1024 + 256 + 64 + 16 + 4) * 4
+    assert bp.min_bytes("gaussian", 1, 32, torch.float32, "opencv") == area
+    assert bp.min_bytes("laplacian", 1, 32, torch.float32, "opencv") == area + 3 * 1024 * 4
+    assert bp.min_bytes("pyr_down", 1, 32, torch.float32, "opencv") == 3 * (1024 + 256) * 4
+    assert bp.min_bytes("pyr_up", 2, 32, torch.bfloat16, "opencv") == 2 * 3 * (1024 + 256) * 2
+    assert bp.min_bytes("level_energy", 1, 33, torch.float32, "kornia") == 3 * 33 * 33 * 4
