@@ -1,6 +1,7 @@
 """hdbench compute layer: fused Triton kernels with pure-torch twins (see ``kernels.reference``)."""
 
 from kernels.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
+from kernels.hvp import input_hvp, mlp_hvp
 from kernels.pyramid import (
     gaussian_pyramid,
     laplacian_pyramid,
@@ -17,10 +18,12 @@ __all__ = [
     "Norms",
     "fgsm",
     "gaussian_pyramid",
+    "input_hvp",
     "laplacian_pyramid",
     "level_energy",
     "linear_fgsm",
     "max_levels",
+    "mlp_hvp",
     "perturbation_norms",
     "pgd_step",
     "pyr_down",

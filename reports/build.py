@@ -48,10 +48,12 @@ COLOR = "impl"  # one colour per value
 IMPL_COLORS = {"triton": "C0", "hdbench": "C0", "hdbench_triton": "C0", "torch_compile": "C2",
                "hdbench_torch_compile": "C2", "eager": "C1", "hdbench_eager": "C1",
                "torchattacks": "C3", "foolbox": "C4", "kornia": "C5", "triton_kornia": "C9",
-               "avg_pool": "C7"}  # fmt: skip
+               "avg_pool": "C7", "torch_func": "C4", "double_backward": "C3",
+               "double_backward_compile": "C8", "pyhessian_loop": "C3"}  # fmt: skip
 IMPL_ORDER = ("triton", "triton_kornia", "hdbench", "hdbench_triton", "hdbench_torch_compile",
               "hdbench_eager", "torch_compile", "eager", "torchattacks", "foolbox", "kornia",
-              "avg_pool")  # fmt: skip
+              "avg_pool", "torch_func", "double_backward", "double_backward_compile",
+              "pyhessian_loop")  # fmt: skip
 # the torch backend is hdbench's path where Triton cannot run (CPU): it stands in for hdbench there
 HDBENCH_FALLBACK = "torch_compile"
 STYLES = ("-", "--", ":", "-.")

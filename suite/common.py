@@ -273,11 +273,11 @@ def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
     return fn
 
 
-class GPUOpTracks(abc.ABC):
-    """Base of the GPU op benchmarks: one ``setup_cache`` run measures every combination (the
+class GPUTracks(abc.ABC):
+    """Base of the GPU benchmarks: one ``setup_cache`` run measures every combination (the
     subclass's ``measure``, keyed by the parameter tuple), and the ``track_`` methods read it.
 
-    Abstract, so asv does not collect this base itself; subclasses set ``params``,
+    Abstract, so asv does not collect the bases themselves; subclasses set ``params``,
     ``param_names`` and ``version``.
     """
 
@@ -286,7 +286,7 @@ class GPUOpTracks(abc.ABC):
 
     @abc.abstractmethod
     def measure(self) -> dict[tuple[Any, ...], dict[str, Any]]:
-        """{params: measure_gpu(...) or failure(...)} for every combination this GPU runs."""
+        """{params: measured numbers or failure(...)} for every combination this GPU runs."""
 
     def setup_cache(self) -> dict[tuple[Any, ...], dict[str, Any]]:
         return self.measure() if cuda_available() else {}
@@ -309,6 +309,15 @@ class GPUOpTracks(abc.ABC):
 
     track_ms.unit = "ms"  # type: ignore[attr-defined]
 
+    def track_peak_memory(self, results: dict, *params: Any) -> int:
+        return self.entry["peak_memory"]
+
+    track_peak_memory.unit = "bytes"  # type: ignore[attr-defined]
+
+
+class GPUOpTracks(GPUTracks):
+    """Bandwidth-bound ops: entries from ``measure_gpu``; adds GB/s and % of copy bandwidth."""
+
     def track_gbps(self, results: dict, *params: Any) -> float:
         return self.entry["gbps"]
 
@@ -319,7 +328,55 @@ class GPUOpTracks(abc.ABC):
 
     track_pct_copy.unit = "%"  # type: ignore[attr-defined]
 
-    def track_peak_memory(self, results: dict, *params: Any) -> int:
-        return self.entry["peak_memory"]
 
-    track_peak_memory.unit = "bytes"  # type: ignore[attr-defined]
+class GPUMatmulTracks(GPUTracks):
+    """Compute-bound ops: entries from ``measure_gpu_flops``; adds TFLOP/s and % of the measured
+    matrix-multiply peak for the dtype."""
+
+    def track_tflops(self, results: dict, *params: Any) -> float:
+        return self.entry["tflops"]
+
+    track_tflops.unit = "TFLOP/s"  # type: ignore[attr-defined]
+
+    def track_pct_peak(self, results: dict, *params: Any) -> float:
+        return self.entry["pct_peak"]
+
+    track_pct_peak.unit = "%"  # type: ignore[attr-defined]
+
+
+PEAK_MATMUL_SIDE = 8192
+
+
+@functools.cache
+def matmul_peak_tflops(dtype: torch.dtype) -> float:
+    """This GPU's measured dense matmul rate in TFLOP/s for `dtype` (8192^3, fp32 without TF32):
+    the practical ceiling that "% of peak" refers to; measured once per process and dtype."""
+    require_cuda()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        ms = _matmul_ms(dtype)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.cuda.empty_cache()
+    return 2 * PEAK_MATMUL_SIDE**3 / (ms * 1e-3) / 1e12
+
+
+def _matmul_ms(dtype: torch.dtype) -> float:
+    a = torch.randn(PEAK_MATMUL_SIDE, PEAK_MATMUL_SIDE, device="cuda").to(dtype)
+    b = torch.randn(PEAK_MATMUL_SIDE, PEAK_MATMUL_SIDE, device="cuda").to(dtype)
+    return bench_ms(lambda: a @ b)
+
+
+def measure_gpu_flops(fn: Callable[[], Any], flops: float, dtype: torch.dtype) -> dict[str, Any]:
+    """One warmed call's GPU numbers: ms, TFLOP/s for `flops` useful operations, % of the
+    measured matmul peak for `dtype`, peak memory."""
+    ms = bench_ms(fn)
+    rate = flops / (ms * 1e-3) / 1e12
+    return {
+        "ms": ms,
+        "tflops": rate,
+        "pct_peak": 100.0 * rate / matmul_peak_tflops(dtype),
+        "peak_memory": peak_memory_bytes(fn),
+        "flops": flops,
+    }

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from kernels.reference import hvp as ref_hvp
 from kernels.reference import pyramid as ref_pyramid
 from suite import bench_attack as ba
+from suite import bench_hvp as bh
 from suite import bench_pyramid as bp
 from suite import common, machine
 
@@ -158,8 +160,15 @@ def test_discovery_names_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
         "bench_pyramid.TrackPyramidOpsGPU.track_gbps": "GB/s",
         "bench_pyramid.TrackPyramidOpsGPU.track_pct_copy": "%",
         "bench_pyramid.TrackPyramidOpsGPU.track_peak_memory": "bytes",
+        "bench_hvp.TimeHVP.time_hvp": "seconds",
+        "bench_hvp.TimeLanczosIndex.time_index": "seconds",
+        "bench_hvp.TrackHVPGPU.track_ms": "ms",
+        "bench_hvp.TrackHVPGPU.track_tflops": "TFLOP/s",
+        "bench_hvp.TrackHVPGPU.track_pct_peak": "%",
+        "bench_hvp.TrackHVPGPU.track_peak_memory": "bytes",
     }
-    assert {k for k in found if k.startswith(("bench_attack.", "bench_pyramid."))} == set(units)
+    kernel_benches = ("bench_attack.", "bench_pyramid.", "bench_hvp.")
+    assert {k for k in found if k.startswith(kernel_benches)} == set(units)
     assert not [k for k in found if k.startswith(("common.", "machine."))]
     for name, unit in units.items():
         assert found[name].unit == unit, name
@@ -330,3 +339,58 @@ def test_pyramid_min_bytes() -> None:
     assert bp.min_bytes("pyr_down", 1, 32, torch.float32, "opencv") == 3 * (1024 + 256) * 4
     assert bp.min_bytes("pyr_up", 2, 32, torch.bfloat16, "opencv") == 2 * 3 * (1024 + 256) * 2
     assert bp.min_bytes("level_energy", 1, 33, torch.float32, "kornia") == 3 * 33 * 33 * 4
+
+
+# --- HVP benchmarks ----------------------------------------------------------------------------
+
+
+def test_hvp_impls_agree(cpu: str) -> None:
+    """Every HVP implementation computes the same H V on the benchmark's problem."""
+    problem = bh.make_problem("cpu", torch.float32, 16, 32)
+    v = torch.randn(3, ref_hvp.flat_size(problem["params"]))
+    want = ref_hvp.mlp_hvp(problem["params"], problem["x"], problem["y"], v)
+    for impl in ("torch_compile", "torch_func", "double_backward"):
+        got = bh.hvp_call(impl, problem, v)()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=impl)
+
+
+@pytest.mark.parametrize("impl", [i for i in bh.IMPLS if "triton" not in i])
+def test_time_hvp_runs_or_skips_with_a_reason(cpu: str, impl: str) -> None:
+    bench = bh.TimeHVP()
+    try:
+        bench.setup(impl, 64, 1)
+    except NotImplementedError as exc:
+        # torch.compile cannot trace autograd.grad with create_graph: a recorded skip
+        assert impl == "double_backward_compile" and "double backward" in str(exc)
+        return
+    bench.time_hvp(impl, 64, 1)
+
+
+def test_hvp_benchmarks_skip_what_this_machine_does_not_run(cpu: str) -> None:
+    with pytest.raises(NotImplementedError, match="needs a CUDA device"):
+        bh.TimeHVP().setup("triton", 64, 1)
+    with pytest.raises(NotImplementedError, match="width 1024"):
+        bh.TimeHVP().setup("eager", 1024, 1)
+    results = bh.TrackHVPGPU().setup_cache()
+    assert results == {}
+    with pytest.raises(NotImplementedError):
+        bh.TrackHVPGPU().setup(results, "triton", "fp32", 256, 8)
+
+
+def test_lanczos_index_impls_agree(cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hdbench's batched SLQ and the PyHessian-style loop give the same estimate."""
+    monkeypatch.setattr(bh, "STEPS", 6)
+    monkeypatch.setattr(bh, "PROBES", 2)
+    monkeypatch.setattr(bh, "LANCZOS_DIMS", (6, 8, 3))
+    ours = bh.lanczos_call("hdbench", "cpu")()
+    theirs = bh.lanczos_call("pyhessian_loop", "cpu")()
+    assert 0 < ours < 1
+    assert ours == pytest.approx(theirs, abs=1e-4)
+    bench = bh.TimeLanczosIndex()
+    bench.setup("hdbench")
+    bench.time_index("hdbench")
+
+
+def test_hvp_flops() -> None:
+    problem = bh.make_problem("cpu", torch.float32, 4, 5, dims=(4, 6, 3))
+    assert bh.flops(problem, 2) == 12 * 5 * (4 * 6 + 6 * 3) * 2
