@@ -1,7 +1,9 @@
 """Speed of the Hessian-vector products (``kernels/hvp.py``) and of the Lanczos index built on them.
 
-The model: an MLP of ``DEPTH`` tanh hidden layers of ``width`` units on ``width`` inputs, 10
-classes, cross-entropy over a batch of N samples (256 on a CPU, 2048 on a GPU); k vectors at once.
+The model: an MLP of ``depth`` tanh hidden layers of ``width`` units on ``width`` inputs, 10
+classes, cross-entropy over a ``batch`` of samples; k vectors at once. A CPU runs depth 2, widths
+64 and 256, batch 256, k 1 and 8; a GPU the whole grid (depth 2 and 4, widths to 1024, batches
+256 and 2048, k to 32, fp32 and bf16).
 
 Implementations (``impl``) of H V for V (k, P):
 - ``triton``: ``kernels.mlp_hvp`` (the R-operator in fused dual-GEMM kernels; GPU only);
@@ -24,6 +26,7 @@ synchronisation per step) against a PyHessian-style loop (one probe at a time, d
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -38,27 +41,29 @@ from suite.experiments import spectral
 
 IMPLS = ("triton", "torch_compile", "eager", "torch_func", "double_backward",
          "double_backward_compile")  # fmt: skip
+DEPTHS = (2, 4)
 WIDTHS = (64, 256, 1024)
+BATCHES = (256, 2048)
 KS = (1, 8, 32)
 GPU_DTYPES = ("fp32", "bf16")
-DEPTH = 3
 CLASSES = 10
-SAMPLES = {"cpu": 256, "cuda": 2048}
-CPU_WIDTHS = (64, 256)
-CPU_KS = (1, 8)
+CPU_GRID = {"depth": (2,), "width": (64, 256), "batch": (256,), "k": (1, 8)}
 FLOPS_PER_WEIGHT = 12  # six products of 2 flops per weight and sample
 
 # the Lanczos comparison: about 10k parameters
 LANCZOS_DIMS = (48, 96, 48, CLASSES)
+LANCZOS_SAMPLES = 256
 STEPS = 32
 PROBES = 8
 LANCZOS_IMPLS = ("hdbench", "pyhessian_loop")
 
 
-def make_problem(dev: str, dtype: torch.dtype, width: int, n: int, dims=None) -> dict[str, Any]:
+def make_problem(
+    dev: str, dtype: torch.dtype, depth: int, width: int, n: int, dims=None
+) -> dict[str, Any]:
     """Seeded MLP parameters (a list of (W, b)), inputs x (n, d_0) and labels y (n,)."""
     gen = common.generator(dev)
-    dims = dims or (width,) * (DEPTH + 1) + (CLASSES,)
+    dims = dims or (width,) * (depth + 1) + (CLASSES,)
     params = []
     for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
         w = torch.randn(d_out, d_in, generator=gen, device=dev) / math.sqrt(d_in)
@@ -140,28 +145,30 @@ def hvp_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[]
 _CALLS: dict[tuple[Any, ...], Callable[[], Any]] = {}
 
 
-def _warm_hvp(impl: str, dev: str, width: int, k: int) -> Callable[[], Any]:
-    key = (impl, dev, width, k)
+def _warm_hvp(impl: str, dev: str, depth: int, width: int, batch: int, k: int):
+    key = (impl, dev, depth, width, batch, k)
     if key not in _CALLS:
         _CALLS.clear()
-        problem = make_problem(dev, torch.float32, width, SAMPLES[dev])
+        problem = make_problem(dev, torch.float32, depth, width, batch)
         p = ref.flat_size(problem["params"])
         v = torch.randn(k, p, generator=common.generator(dev), device=dev)
         _CALLS[key] = common.warm(hvp_call(impl, problem, v), dev)
     return _CALLS[key]
 
 
-def _require_size(width: int, k: int, dev: str) -> None:
-    if dev != "cuda" and (width not in CPU_WIDTHS or k not in CPU_KS):
-        common.skip(f"width {width}, k {k} are not run on {dev} "
-                    f"(runs widths {CPU_WIDTHS}, k {CPU_KS})")  # fmt: skip
+def _require_size(dev: str, **size: int) -> None:
+    if dev == "cuda":
+        return
+    for name, value in size.items():
+        if value not in CPU_GRID[name]:
+            common.skip(f"{name} {value} is not run on {dev} (runs {name} in {CPU_GRID[name]})")
 
 
 class TimeHVP:
     """Host wall clock of one batched HVP (k vectors), fp32, on this machine's device."""
 
-    params = (list(IMPLS), list(WIDTHS), list(KS))
-    param_names = ("impl", "width", "k")
+    params = (list(IMPLS), list(DEPTHS), list(WIDTHS), list(BATCHES), list(KS))
+    param_names = ("impl", "depth", "width", "batch", "k")
     version = "hvp-time-1"
     rounds = 1
     number = 1
@@ -169,19 +176,20 @@ class TimeHVP:
     warmup_time = 0.0
     timeout = 240
 
-    def setup(self, impl: str, width: int, k: int) -> None:
+    def setup(self, impl: str, depth: int, width: int, batch: int, k: int) -> None:
         self.dev = common.device()
         common.require_impl(impl, self.dev)
-        _require_size(width, k, self.dev)
-        self.fn = _warm_hvp(impl, self.dev, width, k)
+        _require_size(self.dev, depth=depth, width=width, batch=batch, k=k)
+        self.fn = _warm_hvp(impl, self.dev, depth, width, batch, k)
 
-    def time_hvp(self, impl: str, width: int, k: int) -> None:
+    def time_hvp(self, impl: str, depth: int, width: int, batch: int, k: int) -> None:
         self.fn()
         common.sync(self.dev)
 
 
 def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Every (impl, dtype, width, k) on this GPU: ms, TFLOP/s, % of matmul peak, memory."""
+    """Every (impl, dtype, depth, width, batch, k) on this GPU: ms, TFLOP/s, % of the matmul
+    peak, memory."""
     if not common.cuda_available():
         return {}
     import torch._dynamo.config as dynamo_config
@@ -192,13 +200,13 @@ def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
     for dtype_name in GPU_DTYPES:
         dtype = common.DTYPES[dtype_name]
         common.matmul_peak_tflops(dtype)
-        for width in WIDTHS:
-            problem = make_problem("cuda", dtype, width, SAMPLES["cuda"])
+        for depth, width, batch in itertools.product(DEPTHS, WIDTHS, BATCHES):
+            problem = make_problem("cuda", dtype, depth, width, batch)
             p = ref.flat_size(problem["params"])
             for k in KS:
                 v = torch.randn(k, p, generator=common.generator("cuda"), device="cuda").to(dtype)
                 for impl in IMPLS:
-                    key = (impl, dtype_name, width, k)
+                    key = (impl, dtype_name, depth, width, batch, k)
                     try:
                         common.require_impl(impl, "cuda")
                         fn = common.warm(hvp_call(impl, problem, v), "cuda")
@@ -212,8 +220,8 @@ def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
 class TrackHVPGPU(common.GPUMatmulTracks):
     """GPU time (do_bench median), TFLOP/s and % of the measured matmul peak of one batched HVP."""
 
-    params = (list(IMPLS), list(GPU_DTYPES), list(WIDTHS), list(KS))
-    param_names = ("impl", "dtype", "width", "k")
+    params = (list(IMPLS), list(GPU_DTYPES), list(DEPTHS), list(WIDTHS), list(BATCHES), list(KS))
+    param_names = ("impl", "dtype", "depth", "width", "batch", "k")
     version = "hvp-gpu-1"
 
     def measure(self) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -257,7 +265,7 @@ def pyhessian_slq(problem: dict[str, Any], probes: torch.Tensor, steps: int) -> 
 
 
 def lanczos_call(impl: str, dev: str) -> Callable[[], float]:
-    problem = make_problem(dev, torch.float32, 0, SAMPLES["cpu"], dims=LANCZOS_DIMS)
+    problem = make_problem(dev, torch.float32, 0, 0, LANCZOS_SAMPLES, dims=LANCZOS_DIMS)
     p = ref.flat_size(problem["params"])
     probes = spectral.rademacher(PROBES, p, torch.float32, dev)
     if impl == "hdbench":

@@ -346,7 +346,7 @@ def test_pyramid_min_bytes() -> None:
 
 def test_hvp_impls_agree(cpu: str) -> None:
     """Every HVP implementation computes the same H V on the benchmark's problem."""
-    problem = bh.make_problem("cpu", torch.float32, 16, 32)
+    problem = bh.make_problem("cpu", torch.float32, 2, 16, 32)
     v = torch.randn(3, ref_hvp.flat_size(problem["params"]))
     want = ref_hvp.mlp_hvp(problem["params"], problem["x"], problem["y"], v)
     for impl in ("torch_compile", "torch_func", "double_backward"):
@@ -358,23 +358,25 @@ def test_hvp_impls_agree(cpu: str) -> None:
 def test_time_hvp_runs_or_skips_with_a_reason(cpu: str, impl: str) -> None:
     bench = bh.TimeHVP()
     try:
-        bench.setup(impl, 64, 1)
+        bench.setup(impl, 2, 64, 256, 1)
     except NotImplementedError as exc:
         # torch.compile cannot trace autograd.grad with create_graph: a recorded skip
         assert impl == "double_backward_compile" and "double backward" in str(exc)
         return
-    bench.time_hvp(impl, 64, 1)
+    bench.time_hvp(impl, 2, 64, 256, 1)
 
 
 def test_hvp_benchmarks_skip_what_this_machine_does_not_run(cpu: str) -> None:
     with pytest.raises(NotImplementedError, match="needs a CUDA device"):
-        bh.TimeHVP().setup("triton", 64, 1)
-    with pytest.raises(NotImplementedError, match="width 1024"):
-        bh.TimeHVP().setup("eager", 1024, 1)
+        bh.TimeHVP().setup("triton", 2, 64, 256, 1)
+    with pytest.raises(NotImplementedError, match="width 1024 is not run on cpu"):
+        bh.TimeHVP().setup("eager", 2, 1024, 256, 1)
+    with pytest.raises(NotImplementedError, match="batch 2048"):
+        bh.TimeHVP().setup("eager", 2, 64, 2048, 1)
     results = bh.TrackHVPGPU().setup_cache()
     assert results == {}
     with pytest.raises(NotImplementedError):
-        bh.TrackHVPGPU().setup(results, "triton", "fp32", 256, 8)
+        bh.TrackHVPGPU().setup(results, "triton", "fp32", 2, 256, 2048, 8)
 
 
 def test_lanczos_index_impls_agree(cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,5 +394,5 @@ def test_lanczos_index_impls_agree(cpu: str, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_hvp_flops() -> None:
-    problem = bh.make_problem("cpu", torch.float32, 4, 5, dims=(4, 6, 3))
+    problem = bh.make_problem("cpu", torch.float32, 0, 0, 5, dims=(4, 6, 3))
     assert bh.flops(problem, 2) == 12 * 5 * (4 * 6 + 6 * 3) * 2
