@@ -393,6 +393,15 @@ def _gaussian(x: torch.Tensor, levels: int, convention: str, steps: _Steps) -> l
     return out
 
 
+def _pyramid_call(op: str, x: object, levels: object, convention: object, backend: str | None):
+    """Validate a pyramid op's arguments; return its backend's steps and the Gaussian pyramid."""
+    x = _check_image(op, x)
+    convention = _check_convention(op, convention)
+    levels = _check_levels(op, levels, *x.shape[-2:], convention)
+    steps = _STEPS[resolve(op, x, backend)]
+    return steps, _gaussian(x, levels, convention, steps)
+
+
 def pyr_down(
     x: torch.Tensor, *, convention: str = "opencv", backend: str | None = None
 ) -> torch.Tensor:
@@ -439,12 +448,8 @@ def laplacian_pyramid(
     """``levels`` images, finest first: L_l = G_l - pyr_up(G_{l+1}, size of G_l) for
     l < levels - 1, and the coarsest Gaussian level G_{levels-1} last. In x's dtype."""
     op = "laplacian_pyramid"
-    x = _check_image(op, x)
-    convention = _check_convention(op, convention)
-    levels = _check_levels(op, levels, *x.shape[-2:], convention)
-    steps = _STEPS[resolve(op, x, backend)]
-    g = _gaussian(x, levels, convention, steps)
-    return [steps.detail(g[i], g[i + 1], convention) for i in range(levels - 1)] + [g[-1]]
+    steps, g = _pyramid_call(op, x, levels, convention, backend)
+    return [steps.detail(g[i], g[i + 1], convention) for i in range(len(g) - 1)] + [g[-1]]
 
 
 def reconstruct(
@@ -526,11 +531,7 @@ def level_energy(
     written: the kernel reduces G_l - pyr_up(G_{l+1}) to per-tile sums of squares in its epilogue.
     """
     op = "level_energy"
-    x = _check_image(op, x)
-    convention = _check_convention(op, convention)
-    levels = _check_levels(op, levels, *x.shape[-2:], convention)
-    steps = _STEPS[resolve(op, x, backend)]
-    g = _gaussian(x, levels, convention, steps)
-    e = [steps.energy(g[i], g[i + 1], convention) for i in range(levels - 1)]
+    steps, g = _pyramid_call(op, x, levels, convention, backend)
+    e = [steps.energy(g[i], g[i + 1], convention) for i in range(len(g) - 1)]
     e = torch.stack(e + [g[-1].float().pow(2).mean(dim=(1, 2, 3))], dim=1)
     return e / e.sum(dim=1, keepdim=True)

@@ -358,6 +358,8 @@ def _prepare(results: ResultSet, names: list[str], rows: pd.DataFrame) -> _Class
     # a numeric x with one value makes a plot of dots: the table says it better
     x = next((p for p in X_PARAMS if p in params and rows[p].nunique() > 1), None)
     styles = [p for p in params if p not in (x, FACET, COLOR)]
+    # parameters that vary get the line styles and markers first; constant ones need none
+    styles = sorted(styles, key=lambda p: rows[p].nunique() <= 1)
     split = styles[0] if len(styles) > 1 and rows[styles[0]].nunique() > 1 else None
     styles = styles[1:] if split else styles
     orders = _orders(results, names, rows)

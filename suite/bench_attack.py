@@ -186,13 +186,10 @@ def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
             for op in OPS:
                 nbytes = min_bytes(op, batch, side, dtype)
                 for impl in impls:
-                    key = (op, impl, dtype_name, batch, side)
-                    try:
-                        fn = common.warm(op_call(op, impl, inputs), "cuda")
-                        results[key] = common.measure_gpu(fn, nbytes)
-                    except Exception as exc:
-                        results[key] = common.failure(exc)
-                    torch.cuda.empty_cache()
+                    results[(op, impl, dtype_name, batch, side)] = common.measured(
+                        lambda op=op, impl=impl, t=inputs: op_call(op, impl, t),
+                        lambda fn, n=nbytes: common.measure_gpu(fn, n),
+                    )
             del inputs
             torch.cuda.empty_cache()
     return results

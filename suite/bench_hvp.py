@@ -187,6 +187,11 @@ class TimeHVP:
         common.sync(self.dev)
 
 
+def _gpu_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[], Any]:
+    common.require_impl(impl, "cuda")
+    return hvp_call(impl, problem, v)
+
+
 def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
     """Every (impl, dtype, depth, width, batch, k) on this GPU: ms, TFLOP/s, % of the matmul
     peak, memory."""
@@ -205,15 +210,12 @@ def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
             p = ref.flat_size(problem["params"])
             for k in KS:
                 v = torch.randn(k, p, generator=common.generator("cuda"), device="cuda").to(dtype)
+                work = flops(problem, k)
                 for impl in IMPLS:
-                    key = (impl, dtype_name, depth, width, batch, k)
-                    try:
-                        common.require_impl(impl, "cuda")
-                        fn = common.warm(hvp_call(impl, problem, v), "cuda")
-                        results[key] = common.measure_gpu_flops(fn, flops(problem, k), dtype)
-                    except Exception as exc:
-                        results[key] = common.failure(exc)
-                    torch.cuda.empty_cache()
+                    results[(impl, dtype_name, depth, width, batch, k)] = common.measured(
+                        lambda impl=impl, p=problem, v=v: _gpu_call(impl, p, v),
+                        lambda fn, f=work, d=dtype: common.measure_gpu_flops(fn, f, d),
+                    )
     return results
 
 

@@ -159,6 +159,11 @@ class TimePyramidOps:
         common.sync(self.dev)
 
 
+def _gpu_call(op: str, impl: str, inputs: dict) -> Callable[[], Any]:
+    common.require_impl(impl, "cuda")
+    return op_call(op, impl, inputs)
+
+
 def measure_gpu_ops() -> dict[tuple[Any, ...], dict[str, Any]]:
     """Measure every (op, impl, dtype, side) on this GPU at batch 16; {} without CUDA."""
     if not common.cuda_available():
@@ -185,14 +190,10 @@ def measure_gpu_ops() -> dict[tuple[Any, ...], dict[str, Any]]:
                 for op in OPS:
                     nbytes = min_bytes(op, batch, side, dtype, conv)
                     for impl in impls:
-                        key = (op, impl, dtype_name, side)
-                        try:
-                            common.require_impl(impl, "cuda")
-                            fn = common.warm(op_call(op, impl, inputs), "cuda")
-                            results[key] = common.measure_gpu(fn, nbytes)
-                        except Exception as exc:
-                            results[key] = common.failure(exc)
-                        torch.cuda.empty_cache()
+                        results[(op, impl, dtype_name, side)] = common.measured(
+                            lambda op=op, impl=impl, t=inputs: _gpu_call(op, impl, t),
+                            lambda fn, n=nbytes: common.measure_gpu(fn, n),
+                        )
                 del inputs
                 torch.cuda.empty_cache()
     return results

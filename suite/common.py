@@ -253,6 +253,19 @@ def failure(exc: BaseException) -> dict[str, Any]:
     return {"error": f"{type(exc).__name__}: {exc}"[:500], "skip": skip_it}
 
 
+def measured(
+    make_fn: Callable[[], Callable[[], Any]], measure: Callable[[Callable[[], Any]], dict]
+) -> dict[str, Any]:
+    """``measure`` of the warmed call ``make_fn()`` on the GPU, or its ``failure``; the GPU's
+    cache is emptied after either, so one combination's buffers never crowd the next."""
+    try:
+        return measure(warm(make_fn(), "cuda"))
+    except Exception as exc:
+        return failure(exc)
+    finally:
+        torch.cuda.empty_cache()
+
+
 def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
     """Call `fn` twice (compile / JIT, then a settled call) and wait for the device; return it.
 

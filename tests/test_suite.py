@@ -396,3 +396,27 @@ def test_lanczos_index_impls_agree(cpu: str, monkeypatch: pytest.MonkeyPatch) ->
 def test_hvp_flops() -> None:
     problem = bh.make_problem("cpu", torch.float32, 0, 0, 5, dims=(4, 6, 3))
     assert bh.flops(problem, 2) == 12 * 5 * (4 * 6 + 6 * 3) * 2
+
+
+def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU combination's entry: the measurement, a skip (no peer, OOM) or a failure."""
+    monkeypatch.setattr(common, "sync", lambda dev: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    calls = []
+    entry = common.measured(
+        lambda: lambda: calls.append(1), lambda fn: {"ms": 1.5, "n": len(calls)}
+    )
+    assert entry == {"ms": 1.5, "n": 2}  # warmed twice before measuring
+
+    def missing():
+        common.skip("kornia has no reconstruct")
+
+    assert common.measured(missing, dict) == {
+        "error": "NotImplementedError: kornia has no reconstruct",
+        "skip": True,
+    }
+
+    def broken():
+        raise RuntimeError("illegal memory access")
+
+    assert common.measured(lambda: broken, dict)["skip"] is False
