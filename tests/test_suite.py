@@ -420,3 +420,41 @@ def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) ->
         raise RuntimeError("illegal memory access")
 
     assert common.measured(lambda: broken, dict)["skip"] is False
+
+
+# --- saddle statistics -------------------------------------------------------------------------
+
+
+def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from suite import bench_saddles as bs
+
+    monkeypatch.setattr(bs, "TRIALS", 4000)
+    monkeypatch.setattr(bs, "TORUS_DS", (1, 2))
+    stats = bs.TrackRandomMatrix().setup_cache()
+    assert {d for _, d in stats} == set(range(1, bs.CPU_MAX_D + 1))
+    bench = bs.TrackRandomMatrix()
+    bench.setup(stats, "goe", 2)
+    p = bench.track_p_minimum(stats, "goe", 2)
+    assert (
+        bench.track_p_minimum_low(stats, "goe", 2)
+        <= p
+        <= bench.track_p_minimum_high(stats, "goe", 2)
+    )
+    assert bench.track_p_minimum_exact(stats, "goe", 2) == pytest.approx((2 - 2**0.5) / 4)
+    assert p != bench.track_p_minimum_exact(stats, "goe", 2)  # measured, not the reference
+    bench.setup(stats, "goe", 7)
+    with pytest.raises(NotImplementedError, match="no exact"):
+        bench.track_p_minimum_exact(stats, "goe", 7)
+    with pytest.raises(NotImplementedError, match="GPU only"):
+        bench.setup(stats, "goe", 20)
+    assert 0.5 < bs.TrackDecayRate().track_decay_rate(stats, "signs") < 0.9
+    torus = bs.TrackTorusFinder().setup_cache()
+    finder = bs.TrackTorusFinder()
+    for d in (1, 2):
+        assert (
+            finder.track_found(torus, d)
+            == finder.track_exact_count(torus, d)
+            == 2**d * (1 if d == 1 else 2)
+        )
+        assert finder.track_rejected(torus, d) == 0
+        assert finder.track_p_minimum(torus, d) == 2.0**-d
