@@ -1,8 +1,8 @@
 """Saddle-point statistics (SCIENCE.md, E3) as asv ``track_`` benchmarks.
 
 - ``TrackRandomMatrix`` (model x d): P(minimum) of random Hessians with its Wilson 95% interval,
-  the mean index fraction, and the exact P(minimum) where one is known; ``TRIALS`` Hessians per d
-  in one ``setup_cache`` Monte Carlo (d to 12 on the CPU, to 24 on a GPU).
+  the mean index fraction; ``TRIALS`` Hessians per d in one ``setup_cache`` Monte Carlo (d to 12
+  on the CPU, to 24 on a GPU). ``TrackRandomMatrixExact``: the exact P(minimum) where known.
 - ``TrackDecayRate`` (model): the fitted theta of P(minimum) ~ exp(-theta d^p), p = 1 for
   independent signs (exact: ln 2) and p = 2 for the GOE (asymptotically ln 3 / 4).
 - ``TrackTorusFinder`` (d): the critical-point finder on f = sum_i sin(a_i x_i + phi_i): points
@@ -34,19 +34,17 @@ def _ds(dev: str) -> tuple[int, ...]:
 
 
 def random_matrix_stats(dev: str) -> dict[tuple[str, int], dict[str, float]]:
-    """{(model, d): p_min, low, high, mean_index_fraction, exact} for this device's d."""
+    """{(model, d): p_min, low, high, mean_index_fraction} for this device's d."""
     out = {}
     for model in L.MODELS:
         for d in _ds(dev):
             idx = L.sample_indices(model, d, TRIALS, seed=1000 * d + len(model), device=dev)
             p = L.p_minimum(idx)
-            exact = L.exact_p_minimum(model, d)
             out[(model, d)] = {
                 "p_min": p.value,
                 "low": p.low,
                 "high": p.high,
                 "mean_index_fraction": float(idx.double().mean()) / d,
-                "exact": math.nan if exact is None else exact,
             }
     return out
 
@@ -87,10 +85,22 @@ class TrackRandomMatrix:
 
     track_mean_index_fraction.unit = "fraction"
 
-    def track_p_minimum_exact(self, stats: dict, model: str, d: int) -> float:
-        if math.isnan(self.s["exact"]):
+
+class TrackRandomMatrixExact:
+    """The exact P(minimum), beside the measured one, where it is known (signs: every d; GOE:
+    d = 1, 2); skipped elsewhere."""
+
+    params = (list(L.MODELS), list(DS))
+    param_names = ("model", "d")
+    version = "saddles-random-matrix-exact-1"
+
+    def setup(self, model: str, d: int) -> None:
+        self.exact = L.exact_p_minimum(model, d)
+        if self.exact is None:
             common.skip(f"no exact P(minimum) is known for {model} at d = {d}")
-        return self.s["exact"]
+
+    def track_p_minimum_exact(self, model: str, d: int) -> float:
+        return self.exact
 
     track_p_minimum_exact.unit = "probability"
 
