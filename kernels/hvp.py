@@ -192,15 +192,10 @@ def dual_gemm(
     return out, pre_t
 
 
-def _forward_cache(params: Params, x: torch.Tensor, activation: str):
-    """Logits and [(a_{l-1}, z_l, act'(z_l), act''(z_l))] (the shared, unbatched forward)."""
-    return ref.forward(params, x, activation)
-
-
 def _mlp_hvp_triton(params, x, y, v, activation, loss, gauss_newton, precision):
     k = v.shape[0]
     vs = ref.split(v, params)
-    logits, cache = _forward_cache(params, x, activation)
+    logits, cache = ref.forward(params, x, activation)
     n_layers = len(params)
     r_z: list[torch.Tensor] = []
     r_a: list[torch.Tensor | None] = []
@@ -251,7 +246,7 @@ def _mlp_hvp_triton(params, x, y, v, activation, loss, gauss_newton, precision):
 
 
 def _input_hvp_triton(params, x, y, v, activation, precision):
-    logits, cache = _forward_cache(params, x, activation)
+    logits, cache = ref.forward(params, x, activation)
     _, j = ref.margin(params, x, y, activation)
     r_z, r_a = [], v
     for (w, _), (_a, _z, d1, _d2) in zip(params, cache, strict=True):
@@ -332,10 +327,6 @@ def _check_inputs(op: str, params: Params, x: object, y: object, loss: str | Non
         _checks.labels(op, "y", y, n, classes, w0.device)
 
 
-def _flat_size(params: Params) -> int:
-    return ref.flat_size(params)
-
-
 def _backend_for(op: str, x: torch.Tensor, backend: str | None) -> str:
     """The backend for `op`; float64 (the accuracy check's dtype) has no Triton path."""
     chosen = resolve(op, x, backend)
@@ -371,7 +362,7 @@ def mlp_hvp(
     loss = _checks.choice(op, "loss", loss, LOSSES)
     precision = _checks.choice(op, "precision", precision, PRECISIONS)
     _check_inputs(op, params, x, y, loss)
-    p = _flat_size(params)
+    p = ref.flat_size(params)
     _checks.tensor(op, "v", v, float_only=False)
     single = v.dim() == 1
     vv = v[None] if single else v

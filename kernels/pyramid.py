@@ -184,7 +184,7 @@ def _operator(kind: str, n_in: int, n_out: int, convention: str):
         return _compose(_blur_op(n_out), _bilinear_op(n_in, n_out))
     sides = [n_out]
     while sides[-1] != n_in:
-        sides.append(_down_side(sides[-1], convention))
+        sides.append(ref.down_side(sides[-1], convention))
     op = None
     for lo, hi in zip(reversed(sides[1:]), reversed(sides[:-1]), strict=True):
         step = _operator("up", lo, hi, convention)
@@ -257,16 +257,12 @@ def _separable(
 # --------------------------------------------------------------------------------------------
 
 
-def _down_side(n: int, convention: str) -> int:
-    return (n + 1) // 2 if convention == "opencv" else n // 2
-
-
 def max_levels(h: int, w: int, convention: str = "opencv") -> int:
     """Most pyramid levels (images, input included) an (h, w) image has: opencv stops once the
     image is 1 x 1, kornia before a side would reach 0."""
     levels = 1
     while True:
-        nh, nw = _down_side(h, convention), _down_side(w, convention)
+        nh, nw = ref.down_size(h, w, convention)
         if min(nh, nw) < 1 or (h, w) == (1, 1):
             return levels
         levels, h, w = levels + 1, nh, nw
@@ -313,7 +309,7 @@ def _up_size(op: str, x: torch.Tensor, size: object, convention: str) -> tuple[i
     if size is None:
         return 2 * h, 2 * w
     ho, wo = _check_size(op, size)
-    if (_down_side(ho, convention), _down_side(wo, convention)) != (h, w):
+    if ref.down_size(ho, wo, convention) != (h, w):
         odd = -1 if convention == "opencv" else 1
         _checks.fail(
             op,

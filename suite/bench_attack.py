@@ -156,13 +156,11 @@ class TimeAttackOps:
 
 
 def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
-    """Measure every (op, impl, dtype, batch, side) this GPU runs; {} without CUDA.
+    """Measure every (op, impl, dtype, batch, side) this GPU runs (CUDA only: see GPUTracks).
 
     Each entry holds ms, gbps, pct_copy, peak_memory and bytes, or error and skip when the
     combination failed: out of memory or a failed compile skips it, anything else fails it.
     """
-    if not common.cuda_available():
-        return {}
     import torch._dynamo.config as dynamo_config  # here: costly to import for the CPU classes
 
     common.seed_all()

@@ -81,14 +81,9 @@ def flops(problem: dict[str, Any], k: int) -> float:
 
 def _loss_of_flat(problem: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
     params, x, y = problem["params"], problem["x"], problem["y"]
-    shapes = [(w.shape, b.shape) for w, b in params]
 
     def loss(theta: torch.Tensor) -> torch.Tensor:
-        pairs, at = [], 0
-        for ws, bs in shapes:
-            nw, nb = math.prod(ws), math.prod(bs)
-            pairs.append((theta[at : at + nw].view(ws), theta[at + nw : at + nw + nb]))
-            at += nw + nb
+        pairs = [(w[0], b[0]) for w, b in ref.split(theta[None], params)]
         return ref.loss_value(ref.forward(pairs, x, "tanh")[0], y, "ce")
 
     return loss
@@ -195,8 +190,6 @@ def _gpu_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[
 def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
     """Every (impl, dtype, depth, width, batch, k) on this GPU: ms, TFLOP/s, % of the matmul
     peak, memory."""
-    if not common.cuda_available():
-        return {}
     import torch._dynamo.config as dynamo_config
 
     common.seed_all()

@@ -36,6 +36,7 @@ def data(dims, loss, n=11, dtype=torch.float64, seed=1):
 
 
 def unflatten(theta, params):
+    # written apart from ref.split on purpose: the oracle must not share the layout under test
     out, at = [], 0
     for w, b in params:
         out.append((theta[at : at + w.numel()].view_as(w), theta[at + w.numel() : at + w.numel()

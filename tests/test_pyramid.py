@@ -313,7 +313,7 @@ def test_tables_cover_each_output_with_unit_gain():
     # DC gain), for all kinds, conventions and odd sizes
     for convention in CONVENTIONS:
         for n in (2, 3, 5, 17, 64):
-            cases = [("down", n, pyr._down_side(n, convention)), ("up", n, 2 * n)]
+            cases = [("down", n, ref.down_side(n, convention)), ("up", n, 2 * n)]
             cases.append(("synth", n, 4 * n))
             for kind, n_in, n_out in cases:
                 if n_out < 1:

@@ -45,11 +45,14 @@ def blur(x: torch.Tensor) -> torch.Tensor:
     return sum(k * xp[..., t : t + h, :] for t, k in enumerate(BINOMIAL_5))
 
 
+def down_side(n: int, convention: str) -> int:
+    """One side after ``pyr_down``: ceil half (opencv) or floor half (kornia)."""
+    return (n + 1) // 2 if convention == "opencv" else n // 2
+
+
 def down_size(h: int, w: int, convention: str) -> tuple[int, int]:
-    """Output (H, W) of ``pyr_down``: ceil halves (opencv) or floor halves (kornia)."""
-    if convention == "opencv":
-        return (h + 1) // 2, (w + 1) // 2
-    return h // 2, w // 2
+    """Output (H, W) of ``pyr_down``."""
+    return down_side(h, convention), down_side(w, convention)
 
 
 def _bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

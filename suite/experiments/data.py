@@ -130,9 +130,10 @@ class Scenes:
         y = torch.randint(self.classes, (CHUNK,), generator=g)
         side = self.coarse if self.family in ("upsampled", "noisy") else self.top
         white = torch.randn(CHUNK, self.channels, side, side, generator=g).to(device)
-        pattern = self._patterns(device)[y.to(device)]
-        if side != self.coarse:
-            pattern = kernels.resample(pattern, (side, side), convention=self.convention)
+        patterns = self._patterns(device)
+        if side != self.coarse:  # one per class, not one per sample
+            patterns = kernels.resample(patterns, (side, side), convention=self.convention)
+        pattern = patterns[y.to(device)]
         scene = torch.sigmoid(power_law_field(white, self.alpha) + self.contrast * pattern)
         if self.family == "natural":
             levels = kernels.gaussian_pyramid(

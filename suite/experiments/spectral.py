@@ -51,17 +51,13 @@ class Index(NamedTuple):
     hg_over_g: float
 
 
-def _check_start(op: str, start: torch.Tensor, n: int) -> None:
-    if not isinstance(start, torch.Tensor) or start.dim() != 2 or start.shape[1] != n:
-        got = tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__
-        raise ValueError(f"{op}: expected start vectors of shape (p, {n}), got {got}")
-
-
 def lanczos(matvec: MatVec, start: torch.Tensor, steps: int) -> Lanczos:
     """``steps`` Lanczos steps from each row of ``start (p, n)`` (normalised here), with full
     reorthogonalisation (twice, classical Gram-Schmidt): p chains, one ``matvec`` per step."""
+    if not isinstance(start, torch.Tensor) or start.dim() != 2:
+        got = tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__
+        raise ValueError(f"lanczos: expected start vectors of shape (p, n), got {got}")
     p, n = start.shape
-    _check_start("lanczos", start, n)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= n:
         raise ValueError(f"lanczos: expected steps an int in [1, {n}], got {steps!r}")
     dtype, device = start.dtype, start.device
