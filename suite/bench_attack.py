@@ -31,6 +31,7 @@ use these compulsory figures, so every implementation is scored against the same
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -319,3 +320,120 @@ class TrackWholeAttackGPU:
         return _ATTACK_MS[(impl, side)]
 
     track_ms.unit = "ms"
+
+
+# --- minimal-norm searches ----------------------------------------------------------------------
+
+MINIMAL_IMPLS = (
+    "hdbench_deepfool",
+    "hdbench_deepfool_refined",
+    "torchattacks_deepfool",
+    "foolbox_deepfool",
+    "foolbox_fmn",
+)
+MINIMAL_SIDES = (64, 128)  # the CPU default experiment's two largest sides
+MINIMAL_POINTS = {"cpu": 128, "cuda": 1024}  # the experiment's test points per side
+DEEPFOOL_STEPS = 50
+OVERSHOOT = 0.02
+
+
+@functools.cache
+def minimal_problem(dev: str, side: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A seeded MLP trained on the ``upsampled`` scenes at `side` (as the scaling experiment
+    trains it) and its correctly classified test points: what every search is run on."""
+    from suite.experiments import models as M
+    from suite.experiments.data import Scenes
+
+    scenes = Scenes("upsampled", (8, side), seed=common.SEED)
+    trained = M.train("mlp", scenes, side, "fewer", training=M.Training(steps=100),
+                      seed=common.SEED, device=dev)  # fmt: skip
+    n = MINIMAL_POINTS[dev]
+    x, y = M.test_set(scenes, 2 * n, dev)[side]
+    keep = M.accuracy(trained.model, x, y)
+    return trained.model, x[keep][:n].contiguous(), y[keep][:n].contiguous()
+
+
+def minimal_search(impl: str, dev: str, side: int) -> Callable[[], torch.Tensor]:
+    """A zero-argument minimal-L2 search by `impl` returning the adversarial points, all in the
+    box [0, 1] with DeepFool's 50 steps and 0.02 overshoot where the method has them.
+
+    ``hdbench_deepfool`` is DeepFool and the line search back to the boundary along its direction
+    (``refine=0``); ``hdbench_deepfool_refined`` adds the tangent-plane correction the scaling
+    experiment uses (``refine=1``)."""
+    from suite.experiments import attacks
+
+    model, x, y = minimal_problem(dev, side)
+    if impl in ("hdbench_deepfool", "hdbench_deepfool_refined"):
+        refine = int(impl.endswith("refined"))
+        return lambda: attacks.deepfool(model, x, y, max_iter=DEEPFOOL_STEPS, overshoot=OVERSHOOT,
+                                        refine=refine, clamp=(0.0, 1.0)).x_adv  # fmt: skip
+    if impl == "torchattacks_deepfool":
+        ta = common.require_module("torchattacks")
+        atk = ta.DeepFool(model, steps=DEEPFOOL_STEPS, overshoot=OVERSHOOT)
+        return lambda: atk(x, y)
+    if impl in ("foolbox_deepfool", "foolbox_fmn"):
+        fb = common.require_module("foolbox")
+        fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=dev)
+        if impl == "foolbox_deepfool":
+            atk = fb.attacks.L2DeepFoolAttack(steps=DEEPFOOL_STEPS, overshoot=OVERSHOOT)
+        else:
+            atk = fb.attacks.L2FMNAttack()
+        return lambda: atk(fmodel, x, y, epsilons=None)[1]
+    raise ValueError(f"minimal_search: expected impl in {MINIMAL_IMPLS}, got {impl!r}")
+
+
+@functools.cache
+def minimal_outcome(impl: str, dev: str, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(success (B,), pixel L2 norms (B,)) of one search by `impl`, judged by the model itself."""
+    model, x, y = minimal_problem(dev, side)
+    adv = minimal_search(impl, dev, side)()
+    with torch.no_grad():
+        ok = model(adv).argmax(dim=1) != y
+    return ok, (adv - x).flatten(1).norm(dim=1)
+
+
+class TimeMinimalL2:
+    """Host wall clock of one minimal-L2 search over the same model and images: hdbench's batched
+    DeepFool with bisection against torchattacks' (one image at a time) and foolbox's DeepFool
+    and FMN. ``TrackMinimalL2`` holds the norms each one reached."""
+
+    params = (list(MINIMAL_IMPLS), list(MINIMAL_SIDES))
+    param_names = ("impl", "side")
+    version = "minimal-l2-time-1"
+    rounds = 1
+    number = 1
+    repeat = (2, 5, 20.0)
+    warmup_time = 0.0
+    timeout = 300
+
+    def setup(self, impl: str, side: int) -> None:
+        self.dev = common.device()
+        self.fn = common.warm(minimal_search(impl, self.dev, side), self.dev)
+
+    def time_search(self, impl: str, side: int) -> None:
+        self.fn()
+        common.sync(self.dev)
+
+
+class TrackMinimalL2:
+    """Median minimal pixel L2 and success rate of each search of ``TimeMinimalL2``."""
+
+    params = (list(MINIMAL_IMPLS), list(MINIMAL_SIDES))
+    param_names = ("impl", "side")
+    version = "minimal-l2-norm-1"
+    timeout = 300
+
+    def setup(self, impl: str, side: int) -> None:
+        self.ok, self.norms = minimal_outcome(impl, common.device(), side)
+
+    def track_median_l2(self, impl: str, side: int) -> float:
+        if not bool(self.ok.any()):
+            raise RuntimeError(f"{impl} found no adversarial point")
+        return float(self.norms[self.ok].median())
+
+    track_median_l2.unit = "pixel L2"
+
+    def track_success_rate(self, impl: str, side: int) -> float:
+        return float(self.ok.double().mean())
+
+    track_success_rate.unit = "fraction"

@@ -52,6 +52,14 @@ def skip(reason: str) -> NoReturn:
     raise NotImplementedError(reason)
 
 
+def skip_in_benchmark(reason: str) -> NoReturn:
+    """Skip from inside a benchmark method (where ``skip`` would count as a failure): for one
+    number of a class whose other numbers exist, e.g. the norms of a model that did not learn."""
+    from asv_runner.benchmarks.mark import SkipNotImplemented  # asv's runner, imported lazily
+
+    raise SkipNotImplemented(reason)
+
+
 @functools.cache
 def cuda_available() -> bool:
     """True when a CUDA device is usable (cached: asked once per benchmark process)."""

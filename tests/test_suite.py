@@ -155,6 +155,9 @@ def test_discovery_names_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
         "bench_attack.TrackAttackOpsGPU.track_pct_copy": "%",
         "bench_attack.TrackAttackOpsGPU.track_peak_memory": "bytes",
         "bench_attack.TrackWholeAttackGPU.track_ms": "ms",
+        "bench_attack.TimeMinimalL2.time_search": "seconds",
+        "bench_attack.TrackMinimalL2.track_median_l2": "pixel L2",
+        "bench_attack.TrackMinimalL2.track_success_rate": "fraction",
         "bench_pyramid.TimePyramidOps.time_op": "seconds",
         "bench_pyramid.TrackPyramidOpsGPU.track_ms": "ms",
         "bench_pyramid.TrackPyramidOpsGPU.track_gbps": "GB/s",
@@ -459,3 +462,97 @@ def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPat
         )
         assert finder.track_rejected(torus, d) == 0
         assert finder.track_p_minimum(torus, d) == 2.0**-d
+
+
+# --- minimal-norm searches and the scaling benchmarks -------------------------------------------
+
+
+@pytest.fixture
+def small_minimal_problem(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(ba.MINIMAL_POINTS, "cpu", 12)
+    monkeypatch.setenv("HDBENCH_BACKEND", "torch")
+    ba.minimal_problem.cache_clear()
+    ba.minimal_outcome.cache_clear()
+    yield
+    ba.minimal_problem.cache_clear()
+    ba.minimal_outcome.cache_clear()
+
+
+def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, small_minimal_problem) -> None:
+    side = 16
+    model, x, y = ba.minimal_problem("cpu", side)
+    assert x.shape[0] == 12 and (model(x).argmax(dim=1) == y).all()
+    medians = {}
+    impls = ("hdbench_deepfool", "hdbench_deepfool_refined", "torchattacks_deepfool",
+             "foolbox_deepfool")  # fmt: skip
+    for impl in impls:
+        bench = ba.TimeMinimalL2()
+        bench.setup(impl, side)
+        bench.time_search(impl, side)
+        track = ba.TrackMinimalL2()
+        track.setup(impl, side)
+        assert track.track_success_rate(impl, side) == 1.0
+        medians[impl] = track.track_median_l2(impl, side)
+    # DeepFool's point overshoots the boundary; the line search along it only comes closer, and
+    # the tangent-plane correction is kept only where it is closer still
+    assert medians["hdbench_deepfool"] <= medians["torchattacks_deepfool"] * (1 + 1e-4)
+    assert medians["hdbench_deepfool"] <= medians["foolbox_deepfool"] * (1 + 1e-4)
+    assert medians["hdbench_deepfool_refined"] <= medians["hdbench_deepfool"] * (1 + 1e-6)
+    with pytest.raises(ValueError, match="minimal_search: expected impl in"):
+        ba.minimal_search("cleverhans", "cpu", side)
+
+
+def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from asv_runner.benchmarks._base import get_setup_cache_key
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+
+    from suite import bench_scaling as bsc
+    from suite.experiments import models as M
+    from suite.experiments import scaling as S
+
+    classes = (bsc.TrackScaling, bsc.TrackScalingSlope, bsc.TrackGoodfellow, bsc.TrackControl)
+    assert len({get_setup_cache_key(c.setup_cache) for c in classes}) == 1
+    for c in classes:
+        assert isinstance(c.version, str) and c.timeout >= bsc.scaling_results.timeout
+    assert list(bsc.TrackScaling.params[3]) == sorted(
+        {*S.SIZES["cpu"].sides, *S.SIZES["gpu"].sides}
+    )
+    tiny = dataclasses.replace(
+        S.SIZES["cpu"], sides=(8, 16, 32), test_points=32, more_max_side=16, n_boot=100,
+        families=("upsampled",), training=M.Training(steps=30, batch=32),
+    )  # fmt: skip
+    monkeypatch.setattr(S, "config", lambda dev: tiny)
+    monkeypatch.setenv("HDBENCH_BACKEND", "torch")
+    results = bsc.scaling_results()
+    point = bsc.TrackScaling()
+    point.setup(results, "upsampled", "mlp", "fewer", 16)
+    assert (
+        point.track_median_l2() == results["points"][("upsampled", "mlp", "fewer", 16)]["median_l2"]
+    )
+    assert point.track_median_l2_area() == pytest.approx(point.track_median_l2() / 16, rel=0.3)
+    with pytest.raises(NotImplementedError, match="not in the cpu size"):
+        point.setup(results, "natural", "mlp", "fewer", 16)
+    with pytest.raises(NotImplementedError, match="'more' regime runs to side 16"):
+        point.setup(results, "upsampled", "mlp", "more", 32)
+    results["points"][("upsampled", "mlp", "fewer", 8)]["skipped"] = "did not learn: test"
+    point.setup(results, "upsampled", "mlp", "fewer", 8)
+    assert point.track_clean_accuracy() > 0
+    with pytest.raises(SkipNotImplemented, match="did not learn"):
+        point.track_median_l2()
+    slope = bsc.TrackScalingSlope()
+    slope.setup(results, "upsampled", "linear", "fewer", "l2_N")
+    assert slope.track_slope_low() <= slope.track_slope() <= slope.track_slope_high()
+    assert slope.track_verdict() in (-1, 0, 1)
+    with pytest.raises(NotImplementedError, match="fewer than 3"):
+        slope.setup(results, "upsampled", "linear", "more", "l2_N")
+    e2 = bsc.TrackGoodfellow()
+    e2.setup(results, "upsampled", "linear", "fewer", "linf")
+    assert e2.track_match() in (-1.0, -0.5, 0.0) and e2.track_match_in_interval() in (0, 1)
+    control = bsc.TrackControl()
+    control.setup(results, "linf")
+    assert control.track_expected_slope() == -0.5
+    assert control.track_slope_low() <= control.track_slope() <= control.track_slope_high()
+    assert abs(control.track_slope() + 0.5) < 0.05
+    assert 0.8 < control.track_mean_distance_ratio() < 1.2

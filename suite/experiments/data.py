@@ -124,50 +124,59 @@ class Scenes:
         p = p / p.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
         return p.to(device)
 
-    def _chunk(self, k: int, device: torch.device) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Images per side and labels of chunk k (samples k*CHUNK .. (k+1)*CHUNK - 1)."""
-        g = _generator(self.seed, _SCENE, k)
-        y = torch.randint(self.classes, (CHUNK,), generator=g)
+    def _draw(self, first: int, last: int, lo: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Labels (n,) and white noise (n, channels, side, side) of samples lo .. lo + n - 1 of
+        chunks first .. last, each chunk from its own generator (so a sample's scene does not
+        depend on the batch it is made in); on the CPU."""
         side = self.coarse if self.family in ("upsampled", "noisy") else self.top
-        white = torch.randn(CHUNK, self.channels, side, side, generator=g).to(device)
+        ys, whites = [], []
+        for k in range(first, last + 1):
+            g = _generator(self.seed, _SCENE, k)
+            ys.append(torch.randint(self.classes, (CHUNK,), generator=g))
+            whites.append(torch.randn(CHUNK, self.channels, side, side, generator=g))
+        return torch.cat(ys)[lo : lo + n], torch.cat(whites)[lo : lo + n]
+
+    def render(
+        self,
+        start: int,
+        stop: int,
+        device: torch.device | str = "cpu",
+        sides: tuple[int, ...] | None = None,
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """{side: (images (n, channels, side, side) float32 in [0, 1], labels (n,) int64)} for
+        samples start .. stop - 1 (n = stop - start), for every side or the given `sides`."""
+        if isinstance(start, bool) or isinstance(stop, bool) or not (0 <= start < stop):
+            raise ValueError(f"Scenes.render: expected 0 <= start < stop, got {start}, {stop}")
+        wanted = self.sides if sides is None else tuple(sides)
+        if not wanted or any(s not in self.sides for s in wanted):
+            raise ValueError(f"Scenes.render: expected sides among {self.sides}, got {sides!r}")
+        device = torch.device(device)
+        first, last = start // CHUNK, (stop - 1) // CHUNK
+        y, white = self._draw(first, last, start - first * CHUNK, stop - start)
+        y, white = y.to(device), white.to(device)
+        side = white.shape[-1]
         patterns = self._patterns(device)
         if side != self.coarse:  # one per class, not one per sample
             patterns = kernels.resample(patterns, (side, side), convention=self.convention)
-        pattern = patterns[y.to(device)]
-        scene = torch.sigmoid(power_law_field(white, self.alpha) + self.contrast * pattern)
+        scene = torch.sigmoid(power_law_field(white, self.alpha) + self.contrast * patterns[y])
         if self.family == "natural":
             levels = kernels.gaussian_pyramid(
                 scene, max_levels(side, side, self.convention), convention=self.convention
             )
             by_side = {lvl.shape[-1]: lvl for lvl in levels}
-            images = {s: by_side[s] for s in self.sides}
+            images = {s: by_side[s] for s in wanted}
         else:
             images = {s: kernels.resample(scene, (s, s), convention=self.convention)
-                      for s in self.sides}  # fmt: skip
+                      for s in wanted}  # fmt: skip
         if self.family == "noisy":
-            for s in self.sides:
-                gn = _generator(self.seed, _NOISE, s, k)
-                eps = torch.randn(CHUNK, self.channels, s, s, generator=gn).to(device)
+            lo = start - first * CHUNK
+            for s in wanted:
+                gens = [_generator(self.seed, _NOISE, s, k) for k in range(first, last + 1)]
+                shape = (CHUNK, self.channels, s, s)
+                eps = torch.cat([torch.randn(shape, generator=g) for g in gens])
+                eps = eps[lo : lo + stop - start].to(device)
                 images[s] = (images[s] + self.noise * eps).clamp(0.0, 1.0)
-        return images, y.to(device)
-
-    def render(
-        self, start: int, stop: int, device: torch.device | str = "cpu"
-    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """{side: (images (n, channels, side, side) float32 in [0, 1], labels (n,) int64)} for
-        samples start .. stop - 1 (n = stop - start)."""
-        if isinstance(start, bool) or isinstance(stop, bool) or not (0 <= start < stop):
-            raise ValueError(f"Scenes.render: expected 0 <= start < stop, got {start}, {stop}")
-        device = torch.device(device)
-        first, last = start // CHUNK, (stop - 1) // CHUNK
-        chunks = [self._chunk(k, device) for k in range(first, last + 1)]
-        lo = start - first * CHUNK
-        out = {}
-        for s in self.sides:
-            x = torch.cat([c[0][s] for c in chunks])[lo : lo + stop - start]
-            y = torch.cat([c[1] for c in chunks])[lo : lo + stop - start]
-            out[s] = (x.contiguous(), y)
-        return out
+        return {s: (images[s].contiguous(), y) for s in wanted}
 
     def batch_size(self, device: torch.device | str = "cpu") -> int:
         """Samples per batch that keep the working set near ``BATCH_BYTES``: a multiple of CHUNK."""
@@ -178,9 +187,14 @@ class Scenes:
         return max(1, BATCH_BYTES.get(kind, BATCH_BYTES["cpu"]) // (per_sample * CHUNK)) * CHUNK
 
     def batches(
-        self, n: int, device: torch.device | str = "cpu", batch_size: int | None = None
+        self,
+        n: int,
+        device: torch.device | str = "cpu",
+        batch_size: int | None = None,
+        sides: tuple[int, ...] | None = None,
     ) -> Iterator[tuple[int, dict[int, tuple[torch.Tensor, torch.Tensor]]]]:
-        """Yield (start, render(start, stop)) over samples 0 .. n - 1 in memory-bounded batches."""
+        """Yield (start, render(start, stop, device, sides)) over samples 0 .. n - 1 in
+        memory-bounded batches."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"Scenes.batches: expected n to be a positive int, got {n!r}")
         size = self.batch_size(device) if batch_size is None else batch_size
@@ -189,4 +203,4 @@ class Scenes:
                 f"Scenes.batches: expected batch_size to be a positive int, got {size!r}"
             )
         for start in range(0, n, size):
-            yield start, self.render(start, min(n, start + size), device)
+            yield start, self.render(start, min(n, start + size), device, sides)

@@ -1,0 +1,289 @@
+"""Perturbation-norm scaling across resolutions (SCIENCE.md, E1, E2) as asv ``track_`` benchmarks.
+
+One run of ``suite.experiments.scaling`` (in a ``setup_cache`` shared by every class here: asv
+keys the cache by the function, so the experiment runs once per ``asv run``) feeds:
+
+- ``TrackScaling`` (family x model x regime x side): median and mean minimal pixel L2, median
+  area-normalised L2 and L-inf, success rates, clean accuracy, points attacked, training samples,
+  input-gradient norms, the finest pyramid level's share of the perturbation's energy, the
+  fraction of pixels carrying 90% of it, and E2's m, margin and eps * m * N;
+- ``TrackScalingSlope`` (family x model x regime x reading): log-log slope with its bootstrap 95%
+  interval under each reading of O(1/sqrt(n)), and the verdict (1 agrees, 0 inconclusive,
+  -1 disagrees) of the fixed rule in ``suite.experiments.analysis``;
+- ``TrackGoodfellow`` (family x model x regime x quantity): E2's slopes against N, and the
+  prediction (-1, -1/2, 0) nearest the smallest L-inf epsilon's slope;
+- ``TrackControl`` (norm): the uniform-cube control, measured, beside its known slope.
+
+Sizes: the CPU default (sides 8 to 128, linear and MLP) or the GPU size (to 1024, the CNN too),
+by device; ``HDBENCH_SCALING_SIZE=cpu|gpu`` overrides. Parameter lists are the same everywhere;
+what a machine does not run is skipped in ``setup`` with the reason. A model that did not learn
+is skipped for every attack number, its clean accuracy still tracked.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from suite import common
+from suite.experiments import analysis as A
+from suite.experiments import models as M
+from suite.experiments import scaling as S
+from suite.experiments.data import FAMILIES
+
+SIDES = tuple(sorted({s for c in S.SIZES.values() for s in c.sides}))
+READINGS = tuple(A.READINGS)
+QUANTITIES = ("linf", "m", "margin", "eps_m_n")
+NORMS = ("l2", "linf")
+TIMEOUT = 1500
+
+
+def scaling_results() -> dict[str, Any]:
+    """The experiment at this machine's size (the shared ``setup_cache`` of every class here)."""
+    dev = common.device()
+    return S.run(S.config(dev), dev, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+scaling_results.timeout = TIMEOUT
+
+
+def config() -> dict[str, Any]:
+    """Seeds and sizes of this machine's run (for the report)."""
+    return S.config(common.device()).as_dict()
+
+
+def _point(results: dict, family: str, model: str, regime: str, side: int) -> dict[str, Any]:
+    cfg = results["config"]
+    key = (family, model, regime, side)
+    if key not in results["points"]:
+        size = f"{cfg['name']} size (sides {cfg['sides']}, models {cfg['models']})"
+        common.skip(f"{family}/{model}/{regime} at side {side} is not in the {size}")
+    return results["points"][key]
+
+
+class TrackScaling:
+    """Minimal perturbations and their diagnostics per data family, model, regime and side."""
+
+    params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(SIDES))
+    param_names = ("family", "model", "regime", "side")
+    version = "scaling-points-1"
+    timeout = TIMEOUT
+    setup_cache = scaling_results
+
+    def setup(self, results: dict, family: str, model: str, regime: str, side: int) -> None:
+        self.p = _point(results, family, model, regime, side)
+        if "clean_accuracy" not in self.p:  # not trained at all (e.g. regime's side cap)
+            common.skip(self.p["skipped"])
+
+    def _attack(self, key: str) -> float:
+        if "skipped" in self.p:
+            common.skip_in_benchmark(self.p["skipped"])
+        return float(self.p[key])
+
+    def track_clean_accuracy(self, *_: Any) -> float:
+        return self.p["clean_accuracy"]
+
+    track_clean_accuracy.unit = "fraction"
+
+    def track_train_samples(self, *_: Any) -> int:
+        return self.p["train_samples"]
+
+    track_train_samples.unit = "samples"
+
+    def track_attacked(self, *_: Any) -> int:
+        return self.p["attacked"]
+
+    track_attacked.unit = "points"
+
+    def track_median_l2(self, *_: Any) -> float:
+        return self._attack("median_l2")
+
+    track_median_l2.unit = "pixel L2"
+
+    def track_mean_l2(self, *_: Any) -> float:
+        return self._attack("mean_l2")
+
+    track_mean_l2.unit = "pixel L2"
+
+    def track_median_l2_area(self, *_: Any) -> float:
+        return self._attack("median_l2_area")
+
+    track_median_l2_area.unit = "area L2"
+
+    def track_median_linf(self, *_: Any) -> float:
+        return self._attack("median_linf")
+
+    track_median_linf.unit = "L-inf"
+
+    def track_success_rate(self, *_: Any) -> float:
+        return self._attack("success_rate")
+
+    track_success_rate.unit = "fraction"
+
+    def track_success_rate_linf(self, *_: Any) -> float:
+        return self._attack("success_rate_linf")
+
+    track_success_rate_linf.unit = "fraction"
+
+    def track_grad_l2(self, *_: Any) -> float:
+        return self._attack("grad_l2")
+
+    track_grad_l2.unit = "norm"
+
+    def track_grad_l1(self, *_: Any) -> float:
+        return self._attack("grad_l1")
+
+    track_grad_l1.unit = "norm"
+
+    def track_finest_share(self, *_: Any) -> float:
+        return self._attack("finest_share")
+
+    track_finest_share.unit = "fraction"
+
+    def track_pixels_90(self, *_: Any) -> float:
+        return self._attack("pixels_90")
+
+    track_pixels_90.unit = "fraction"
+
+    def track_mean_abs_grad(self, *_: Any) -> float:
+        return self._attack("median_m")
+
+    track_mean_abs_grad.unit = "m"
+
+    def track_margin(self, *_: Any) -> float:
+        return self._attack("median_margin")
+
+    track_margin.unit = "logit"
+
+    def track_eps_m_n(self, *_: Any) -> float:
+        return self._attack("median_eps_m_n")
+
+    track_eps_m_n.unit = "eps*m*n"
+
+
+def _slopes(results: dict, family: str, model: str, regime: str) -> dict[str, Any]:
+    cfg = results["config"]
+    key = (family, model, regime)
+    if key not in results["slopes"]:
+        common.skip(f"{family}/{model}/{regime} is not in the {cfg['name']} size")
+    s = results["slopes"][key]
+    if "why" in s:
+        common.skip(f"no slope for {family}/{model}/{regime}: {s['why']}")
+    return s
+
+
+class TrackScalingSlope:
+    """Log-log slope of the minimal L2 norm under each reading, its interval and the verdict."""
+
+    params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(READINGS))
+    param_names = ("family", "model", "regime", "reading")
+    version = "scaling-slopes-1"
+    timeout = TIMEOUT
+    setup_cache = scaling_results
+
+    def setup(self, results: dict, family: str, model: str, regime: str, reading: str) -> None:
+        self.s = _slopes(results, family, model, regime)[reading]
+
+    def track_slope(self, *_: Any) -> float:
+        return self.s["value"]
+
+    track_slope.unit = "slope"
+
+    def track_slope_low(self, *_: Any) -> float:
+        return self.s["low"]
+
+    track_slope_low.unit = "slope"
+
+    def track_slope_high(self, *_: Any) -> float:
+        return self.s["high"]
+
+    track_slope_high.unit = "slope"
+
+    def track_verdict(self, *_: Any) -> int:
+        return A.VERDICT_CODES[self.s["verdict"]]
+
+    track_verdict.unit = "verdict"
+
+
+class TrackGoodfellow:
+    """E2: slopes against N of the smallest L-inf epsilon, m, the margin and eps * m * N."""
+
+    params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(QUANTITIES))
+    param_names = ("family", "model", "regime", "quantity")
+    version = "scaling-goodfellow-1"
+    timeout = TIMEOUT
+    setup_cache = scaling_results
+
+    def setup(self, results: dict, family: str, model: str, regime: str, quantity: str) -> None:
+        slopes = _slopes(results, family, model, regime)
+        if f"e2_{quantity}" not in slopes:
+            common.skip(f"{quantity} is not positive at {S.MIN_SIDES} sides or more")
+        self.s = slopes[f"e2_{quantity}"]
+        self.linf = slopes.get("e2_linf")
+
+    def track_slope(self, *_: Any) -> float:
+        return self.s["value"]
+
+    track_slope.unit = "slope"
+
+    def track_slope_low(self, *_: Any) -> float:
+        return self.s["low"]
+
+    track_slope_low.unit = "slope"
+
+    def track_slope_high(self, *_: Any) -> float:
+        return self.s["high"]
+
+    track_slope_high.unit = "slope"
+
+    def track_match(self, *_: Any) -> float:
+        return self.s["match"]
+
+    track_match.unit = "slope"
+
+    def track_match_in_interval(self, *_: Any) -> int:
+        return int(self.s["match_in_interval"])
+
+    track_match_in_interval.unit = "bool"
+
+
+class TrackControl:
+    """The uniform-cube control: distances to a random hyperplane, whose slopes are known."""
+
+    params = (list(NORMS),)
+    param_names = ("norm",)
+    version = "scaling-control-1"
+    timeout = TIMEOUT
+    setup_cache = scaling_results
+
+    def setup(self, results: dict, norm: str) -> None:
+        self.c = results["control"][norm]
+
+    def track_slope(self, *_: Any) -> float:
+        return self.c["value"]
+
+    track_slope.unit = "slope"
+
+    def track_slope_low(self, *_: Any) -> float:
+        return self.c["low"]
+
+    track_slope_low.unit = "slope"
+
+    def track_slope_high(self, *_: Any) -> float:
+        return self.c["high"]
+
+    track_slope_high.unit = "slope"
+
+    def track_expected_slope(self, *_: Any) -> float:
+        return self.c["expected_slope"]
+
+    track_expected_slope.unit = "slope"
+
+    def track_mean_distance_ratio(self, *_: Any) -> float:
+        ratio = self.c["mean_ratio"]
+        if not math.isfinite(ratio):
+            raise RuntimeError(f"control mean distance ratio is {ratio}")
+        return ratio
+
+    track_mean_distance_ratio.unit = "ratio"

@@ -1,0 +1,419 @@
+"""Minimal adversarial perturbations (SCIENCE.md, E1 and E2), batched, on the fused attack kernels.
+
+- ``linear_distances``: exact distances to the decision boundary of a linear classifier,
+  ``L2 = min_j |f_j| / ||w_j||_2`` and ``L-inf = min_j |f_j| / ||w_j||_1``, ``f_j = logit_y -
+  logit_j``, ``w_j = W_y - W_j`` (no box constraint: the boundary of the affine map itself).
+- ``deepfool``: DeepFool's L2 search (Moosavi-Dezfooli et al. 2016): linearise the nearest class
+  boundary, step onto it (one fused ``kernels.pgd_step`` in L2 mode, inactive samples untouched),
+  repeat until the label flips; then a line search back along its direction to the boundary, so
+  that the reported point flips the label and a point slightly closer along the same direction
+  does not, and tangent-plane corrections where the boundary is curved.
+- ``min_linf``: the smallest FGSM or PGD L-inf epsilon per sample, by geometric bisection on a
+  per-sample bracket seeded with the linearised distance ``|f| / ||grad f||_1`` (exact for a linear
+  model). FGSM steps use ``kernels.fgsm`` (``kernels.linear_fgsm`` for a linear model, logits to
+  step in one kernel); PGD steps use ``kernels.pgd_step`` with per-sample early stopping.
+
+Every search returns a ``Search``: the adversarial points, their ``kernels.Norms`` (computed by
+``kernels.perturbation_norms``; NaN where the search failed), a success flag per sample and the
+iterations run. Points that the model already misclassifies count as found at distance 0. The box
+[0, 1] is not imposed unless ``clamp`` is given: the scaling experiment measures the distance to
+the decision boundary, which for linear models is then exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+import kernels
+from kernels import Norms
+
+BIG = 1e30  # an L2 radius no step reaches: DeepFool's steps are not projected
+TINY = 1e-12
+
+
+class Search(NamedTuple):
+    """Result of a minimal-perturbation search over a batch of B samples."""
+
+    x_adv: torch.Tensor  # (B, ...) the adversarial points (the clean point where none was found)
+    norms: Norms  # per-sample norms of x_adv - x, (B,) each; NaN where success is False
+    success: torch.Tensor  # (B,) bool
+    iterations: int
+
+
+class Linearisation(NamedTuple):
+    """The nearest competing class's margin at x and its input gradient."""
+
+    logits: torch.Tensor  # (B, K)
+    margin: torch.Tensor  # (B,) f = logit_j - logit_y (< 0 while x is classified y)
+    grad: torch.Tensor  # (B, ...) d f / d x
+
+
+def _check(op: str, x: torch.Tensor, y: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        raise TypeError(f"{op}: expected x a floating tensor (B, ...), got {type(x).__name__} "
+                        f"{getattr(x, 'dtype', '')} {tuple(getattr(x, 'shape', ()))}")  # fmt: skip
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{op}: expected y an int64/int32 tensor, got {getattr(y, 'dtype', y)}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"{op}: expected y of shape ({x.shape[0]},), got {tuple(y.shape)}")
+
+
+def linearise(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Linearisation:
+    """Logits at x, and for each sample the competing class j nearest in the linearised L2 sense
+    (smallest |f_j| / ||grad f_j||), its margin f_j = logit_j - logit_y and gradient.
+
+    Shape: x (B, ...), y (B,); one backward pass per class (one in all for two classes)."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        return _nearest(x, model(x), y)
+
+
+def _nearest(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> Linearisation:
+    """``linearise`` from the logits of a forward pass at x (x requiring grad)."""
+    with torch.enable_grad():
+        k = logits.shape[1]
+        fy = logits.gather(1, y.long()[:, None])[:, 0]
+        if k == 2:
+            other = 1 - y.long()
+            f = logits.gather(1, other[:, None])[:, 0] - fy
+            (g,) = torch.autograd.grad(f.sum(), x)
+            return Linearisation(logits.detach(), f.detach(), g)
+        best_ratio = torch.full_like(fy, math.inf)
+        best_f, best_g = torch.zeros_like(fy), torch.zeros_like(x)
+        for j in range(k):
+            f = logits[:, j] - fy
+            (g,) = torch.autograd.grad(f.sum(), x, retain_graph=j < k - 1)
+            ratio = f.detach().abs() / g.flatten(1).norm(dim=1).clamp_min(TINY)
+            ratio = torch.where(y == j, torch.full_like(ratio, math.inf), ratio)
+            take = ratio < best_ratio
+            best_ratio = torch.where(take, ratio, best_ratio)
+            best_f = torch.where(take, f.detach(), best_f)
+            best_g = torch.where(take.view(-1, *[1] * (x.dim() - 1)), g, best_g)
+    return Linearisation(logits.detach(), best_f, best_g)
+
+
+@torch.no_grad()
+def _flipped(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(dim=1) != y
+
+
+def _finish(x_adv: torch.Tensor, x0: torch.Tensor, success: torch.Tensor, it: int, backend):
+    norms = kernels.perturbation_norms(x_adv, x0, backend=backend)
+    nan = torch.full_like(norms.l2, math.nan)
+    norms = Norms(*(torch.where(success, v, nan) for v in norms))
+    return Search(x_adv, norms, success, it)
+
+
+def _per_sample(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.view(-1, *[1] * (like.dim() - 1))
+
+
+def linear_distances(
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact (L2, L-inf) distances of each x to the decision boundary of ``logits = W x + b``.
+
+    Args:
+        weight: (K, D); bias: (K,); x: (B, ...) with D values per sample; y: (B,) labels.
+
+    Returns:
+        (l2, linf), float32 (B,) each: ``min_{j != y} (f_y - f_j) / ||W_y - W_j||_{2 | 1}``; 0 for
+        a sample already classified otherwise (a negative margin counts as 0).
+    """
+    op = "linear_distances"
+    _check(op, x, y)
+    xr = x.flatten(1).to(weight.dtype)
+    if weight.dim() != 2 or weight.shape[1] != xr.shape[1] or bias.shape != (weight.shape[0],):
+        raise ValueError(f"{op}: expected weight (K, {xr.shape[1]}) and bias (K,), got "
+                         f"{tuple(weight.shape)} and {tuple(bias.shape)}")  # fmt: skip
+    logits = xr @ weight.T + bias
+    y = y.long()
+    gap = (logits.gather(1, y[:, None]) - logits).clamp_min(0)  # (B, K)
+    dw = weight[y][:, None, :] - weight[None, :, :]  # (B, K, D): W_y - W_j
+    l2 = gap / dw.norm(dim=2).clamp_min(TINY)
+    l1 = gap / dw.abs().sum(dim=2).clamp_min(TINY)
+    own = torch.nn.functional.one_hot(y, weight.shape[0]).bool()
+    inf = torch.tensor(math.inf, dtype=l2.dtype, device=l2.device)
+    return (torch.where(own, inf, l2).amin(dim=1).float(),
+            torch.where(own, inf, l1).amin(dim=1).float())  # fmt: skip
+
+
+def _margin_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B,) max_{j != y} logit_j - logit_y: positive exactly where the label has flipped."""
+    fy = logits.gather(1, y.long()[:, None])[:, 0]
+    return logits.scatter(1, y.long()[:, None], -math.inf).amax(dim=1) - fy
+
+
+@torch.no_grad()
+def _margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return _margin_of(model(x), y)
+
+
+def _boundary(
+    model: nn.Module,
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    y: torch.Tensor,
+    f0: torch.Tensor,
+    f1: torch.Tensor,
+    *,
+    tol: float,
+    max_evals: int = 12,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hi, f(hi)) (B,): lerp(x0, x1, hi) flipped (margin f(hi) > 0) and lerp(x0, x1, hi (1 - tol))
+    not, given the margins f0 < 0 at x0 (t = 0) and f1 > 0 at x1 (t = 1).
+
+    One false-position step on the two ends, a second on the bracket it leaves, and that root
+    checked at t (1 -+ tol / 2): where the margin is smooth along the segment (the usual case
+    after DeepFool) this brackets the crossing within tol in three forwards. Points are made by
+    ``torch.lerp``, one pass over the batch each.
+    Samples it misses go on alone by the Illinois variant of false position."""
+    lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
+    flo, fhi = f0.clone(), f1.clone()
+
+    def at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        if rows is None:
+            return _margin(model, torch.lerp(x0, x1, _per_sample(t, x0)), y)
+        return _margin(model, torch.lerp(x0[rows], x1[rows], _per_sample(t, x0)), y[rows])
+
+    def root() -> torch.Tensor:
+        width = hi - lo
+        t = (lo * fhi - hi * flo) / (fhi - flo)
+        return torch.minimum(torch.maximum(t, lo + 1e-3 * width), hi - 1e-3 * width)
+
+    t = root()
+    ft = at(t)
+    up = ft > 0
+    hi, fhi = torch.where(up, t, hi), torch.where(up, ft, fhi)
+    lo, flo = torch.where(up, lo, t), torch.where(up, flo, ft)
+    t = root()
+    t_lo, t_hi = t * (1 - tol / 2), torch.minimum(t * (1 + tol / 2), hi)
+    f_lo, f_hi = at(t_lo), at(t_hi)
+    below, above = f_lo <= 0, f_hi > 0
+    lo, flo = torch.where(below, t_lo, lo), torch.where(below, f_lo, flo)
+    hi, fhi = torch.where(above, t_hi, hi), torch.where(above, f_hi, fhi)
+    side = torch.zeros_like(f0)  # +1 / -1: which end moved last (Illinois halves the other)
+    for _ in range(max_evals):
+        rows = (hi - lo > tol * hi).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            break
+        t = root()[rows]
+        ft = at(t, rows)
+        up = ft > 0
+        s_rows = side[rows]
+        flo[rows] = torch.where(up & (s_rows > 0), flo[rows] / 2, flo[rows])
+        fhi[rows] = torch.where(~up & (s_rows < 0), fhi[rows] / 2, fhi[rows])
+        hi[rows] = torch.where(up, t, hi[rows])
+        fhi[rows] = torch.where(up, ft, fhi[rows])
+        lo[rows] = torch.where(up, lo[rows], t)
+        flo[rows] = torch.where(up, flo[rows], ft)
+        side[rows] = torch.where(up, 1.0, -1.0)
+    return hi, fhi
+
+
+def deepfool(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    max_iter: int = 50,
+    overshoot: float = 0.02,
+    refine: int = 1,
+    tol: float = 1e-3,
+    clamp: tuple[float, float] | None = None,
+    backend: str | None = None,
+) -> Search:
+    """Minimal L2 perturbation by DeepFool, then onto the boundary along its direction, then
+    `refine` tangent-plane corrections.
+
+    DeepFool steps onto the linearised nearest boundary until the label flips (one fused
+    ``kernels.pgd_step`` per step, finished samples untouched). A line search (false position)
+    then brings the point back along its direction to the boundary. A correction linearises the
+    model at that boundary point, takes the point of its tangent plane nearest the clean input
+    (the DeepFool step from x, with the slope of the boundary where it is crossed), and keeps it,
+    after its own line search, where it is closer: on a curved boundary DeepFool's direction is
+    not the shortest.
+
+    Args:
+        model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
+        max_iter: DeepFool iterations at most; samples stop as soon as their label flips.
+        overshoot: each step goes (1 + overshoot) times the linearised distance.
+        refine: tangent-plane corrections after the first boundary point.
+        tol: relative width of the final bracket along the direction.
+        clamp: optional value range kept by every point.
+        backend: backend of the attack kernels.
+
+    Returns:
+        ``Search``; each reported point flips the label and the point (1 - tol) of the way to it
+        along the same direction does not.
+    """
+    op = "deepfool"
+    _check(op, x, y)
+    x0 = x.detach().contiguous()
+    xk = x0  # pgd_step writes new tensors: x0 is never modified
+    active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    iterations = 0
+    first = last = None  # margins at x and at the final iterate, from the loop's own forwards
+    for _ in range(max_iter):
+        xg = xk.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(xg)
+        margin = _margin_of(logits.detach(), y)
+        first = margin if first is None else first
+        active &= ~(margin > 0)
+        if not bool(active.any()):  # every label flipped: no gradient needed at this point
+            last = margin
+            break
+        iterations += 1
+        lin = _nearest(xg, logits, y)
+        gnorm = lin.grad.flatten(1).norm(dim=1)
+        step = torch.where(gnorm > 0, (lin.margin.abs() + 1e-6) / gnorm.clamp_min(TINY), 0.0)
+        xk = kernels.pgd_step(xk, x0, lin.grad, step=(1 + overshoot) * step, eps=BIG,
+                              norm="l2", clamp=clamp, active=active, backend=backend)  # fmt: skip
+    if first is None or last is None:  # max_iter ran out (or was 0): margins not known yet
+        f0 = _margin(model, x0, y) if first is None else first
+        f1 = _margin(model, xk, y)
+    else:
+        f0, f1 = first, last
+    trivial = ~(f0 < 0)  # already misclassified at x: distance 0
+    todo = (f1 > 0) & ~trivial
+    one = torch.ones_like(f1)
+    f0s = torch.where(todo, f0, -one)
+    hi, fhi = _boundary(model, x0, xk, y, f0s, torch.where(todo, f1, one), tol=tol)
+    found = todo & (fhi > 0)
+    t = torch.where(found, hi, 0.0)
+    x_adv = torch.lerp(x0, xk, _per_sample(t, x0))
+    dist = t * (xk - x0).flatten(1).norm(dim=1)
+    for _ in range(refine):
+        lin = linearise(model, x_adv, y)
+        g = lin.grad
+        gg = g.flatten(1).pow(2).sum(dim=1).clamp_min(TINY)
+        c = (((g * (x_adv - x0)).flatten(1).sum(dim=1) - lin.margin) / gg) * (1 + overshoot)
+        end = torch.addcmul(x0, _per_sample(c, g), g)
+        if clamp is not None:
+            end.clamp_(*clamp)
+        f_end = _margin(model, end, y)
+        usable = found & (c > 0) & (f_end > 0)
+        if not bool(usable.any()):
+            break
+        hi, fhi = _boundary(model, x0, end, y, f0s, torch.where(usable, f_end, one), tol=tol)
+        cand_dist = hi * (end - x0).flatten(1).norm(dim=1)
+        better = usable & (fhi > 0) & (cand_dist < dist)
+        if not bool(better.any()):
+            break
+        x_adv = torch.where(
+            _per_sample(better, x0), torch.lerp(x0, end, _per_sample(hi, x0)), x_adv
+        )
+        dist = torch.where(better, cand_dist, dist)
+    success = trivial | found
+    return _finish(x_adv, x0, success, iterations, backend)
+
+
+def min_linf(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    method: str = "pgd",
+    steps: int = 10,
+    rounds: int = 10,
+    expand: int = 8,
+    clamp: tuple[float, float] | None = None,
+    backend: str | None = None,
+) -> Search:
+    """The smallest L-inf epsilon at which FGSM (one step) or PGD (``steps`` steps of 2.5 eps /
+    steps, Madry et al.) flips each sample's label, by per-sample geometric bisection.
+
+    The bracket starts at [e / 4, 4 e], e = |f| / ||grad f||_1 the linearised distance, and grows
+    by 4x per side (``expand`` times at most) until its lower end fails and its upper end succeeds;
+    ``rounds`` geometric halvings follow (16x bracket -> ratio 16^(2^-rounds)).
+
+    Returns:
+        ``Search`` with the adversarial points found at each sample's final upper end; its
+        ``norms.linf`` is the reported epsilon's achieved L-inf norm (at most that epsilon).
+    """
+    op = "min_linf"
+    _check(op, x, y)
+    if method not in ("fgsm", "pgd"):
+        raise ValueError(f"{op}: expected method 'fgsm' or 'pgd', got {method!r}")
+    x0 = x.detach().contiguous()
+    lin = linearise(model, x0, y)
+    affine = model.affine() if method == "fgsm" and hasattr(model, "affine") else None
+
+    def attack(eps: torch.Tensor, todo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flipped (B,), points) at per-sample eps; samples outside `todo` are not attacked."""
+        if method == "fgsm":
+            if affine is not None:  # logits, softmax, gradient and step in one kernel
+                xa = kernels.linear_fgsm(x0, affine[0], affine[1], y, eps, clamp=clamp,
+                                         backend=backend)  # fmt: skip
+            else:
+                xa = kernels.fgsm(x0, lin.grad, eps, clamp=clamp, backend=backend)
+            return _flipped(model, xa, y) & todo, xa
+        xk, done = x0.clone(), ~todo
+        for _ in range(steps):
+            g = linearise(model, xk, y).grad
+            xk = kernels.pgd_step(xk, x0, g, step=2.5 * eps / steps, eps=eps, norm="linf",
+                                  clamp=clamp, active=~done, backend=backend)  # fmt: skip
+            done |= _flipped(model, xk, y)
+            if bool(done.all()):
+                break
+        return done & todo, xk
+
+    correct = lin.logits.argmax(dim=1) == y
+    est = lin.margin.abs() / lin.grad.flatten(1).abs().sum(dim=1).clamp_min(TINY)
+    est = torch.where(correct & torch.isfinite(est) & (est > 0), est, torch.ones_like(est))
+    lo, hi = est / 4, est * 4
+    ok_hi, x_hi = attack(hi, correct)
+    for _ in range(expand):  # grow upward until the upper end succeeds
+        grow = correct & ~ok_hi
+        if not bool(grow.any()):
+            break
+        lo, hi = torch.where(grow, hi, lo), torch.where(grow, hi * 4, hi)
+        ok, xa = attack(hi, grow)
+        x_hi = torch.where(_per_sample(ok, x0), xa, x_hi)
+        ok_hi |= ok
+    for _ in range(expand):  # grow downward until the lower end fails
+        ok_lo, xa = attack(lo, correct & ok_hi)
+        if not bool(ok_lo.any()):
+            break
+        x_hi = torch.where(_per_sample(ok_lo, x0), xa, x_hi)
+        hi, lo = torch.where(ok_lo, lo, hi), torch.where(ok_lo, lo / 4, lo)
+    for _ in range(rounds):
+        mid = (lo * hi).sqrt()
+        ok, xa = attack(mid, correct & ok_hi)
+        x_hi = torch.where(_per_sample(ok, x0), xa, x_hi)
+        hi, lo = torch.where(ok, mid, hi), torch.where(ok, lo, mid)
+    success = ok_hi | ~correct
+    x_adv = torch.where(_per_sample(correct & ok_hi, x0), x_hi, x0)
+    return _finish(x_adv, x0, success, rounds, backend)
+
+
+class Diagnostics(NamedTuple):
+    """Per-sample input-gradient diagnostics at the clean point, (B,) float32 each."""
+
+    grad_l2: torch.Tensor  # ||grad_x f||_2
+    grad_l1: torch.Tensor  # ||grad_x f||_1
+    mean_abs_grad: torch.Tensor  # m = mean_i |df/dx_i| (mean |w_i| for a linear model)
+    margin: torch.Tensor  # |f|, f the nearest competing class's logit margin
+
+
+def gradient_diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Diagnostics:
+    """||grad f||_2, ||grad f||_1, mean |df/dx_i| and |f| at x (f as in ``linearise``)."""
+    _check("gradient_diagnostics", x, y)
+    lin = linearise(model, x, y)
+    g = lin.grad.flatten(1).float()
+    l1 = g.abs().sum(dim=1)
+    return Diagnostics(g.norm(dim=1), l1, l1 / g.shape[1], lin.margin.abs().float())
+
+
+def energy_concentration(delta: torch.Tensor, share: float = 0.9) -> torch.Tensor:
+    """(B,) fraction of a perturbation's values that carry `share` of its energy sum(delta^2):
+    small when the perturbation is concentrated on few pixels, about `share` when it is flat."""
+    e = delta.detach().flatten(1).float().pow(2).sort(dim=1, descending=True).values
+    cum = e.cumsum(dim=1)
+    need = (cum < share * cum[:, -1:]).sum(dim=1) + 1
+    return need.float() / e.shape[1]

@@ -1,0 +1,218 @@
+"""Classifier families of the scaling experiment (SCIENCE.md, E1), trained at each resolution.
+
+Families, all taking images (B, C, S, S) in [0, 1] and returning logits (B, K):
+- ``"linear"``: logistic regression on the centred pixels, ``logits = W (x - 1/2) + b``; its
+  minimal perturbations are exact (``suite.experiments.attacks.linear_distances``);
+- ``"mlp"``: one tanh hidden layer of ``HIDDEN`` units on the centred pixels (smooth, so its
+  input gradient and DeepFool's linearisation are well defined everywhere);
+- ``"cnn"``: three 3x3 convolutions (the second with stride 2), ReLU, global average pooling and a
+  linear head: the same parameters at every resolution.
+
+Training regimes, by the ratio of training samples to pixels N = C * S^2 at each side:
+``"more"`` trains on 2 N samples, ``"fewer"`` on N / 8 (at least ``MIN_TRAIN``). Training is
+seeded: minibatch Adam for a fixed number of steps, cycling through the samples, which are
+rendered once when they fit ``MATERIALISE_BYTES`` and streamed from the seeded scenes otherwise
+(the "more" regime at large sides), so memory stays bounded at any side.
+
+A model whose test accuracy is below ``learned_threshold`` did not learn: the experiment reports
+its accuracy and does not attack it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from suite.experiments.data import Scenes
+
+MODELS = ("linear", "mlp", "cnn")
+REGIMES = ("more", "fewer")
+HIDDEN = 32
+CNN_WIDTH = 16
+MIN_TRAIN = 16
+REF_PIXELS = 64  # the side-8 grey image: the first layer's learning rate is set for it
+MATERIALISE_BYTES = 256 << 20
+# Training and test samples come from disjoint index ranges of the same seeded scenes.
+TEST_OFFSET = 1 << 24
+
+
+def train_samples(regime: str, pixels: int) -> int:
+    """Training-set size of `regime` for inputs of `pixels` values (C * S^2)."""
+    if regime not in REGIMES:
+        raise ValueError(f"train_samples: expected regime in {REGIMES}, got {regime!r}")
+    if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
+        raise ValueError(f"train_samples: expected pixels a positive int, got {pixels!r}")
+    return 2 * pixels if regime == "more" else max(MIN_TRAIN, pixels // 8)
+
+
+def learned_threshold(classes: int) -> float:
+    """The test accuracy below which a model counts as not having learned: chance + 0.1."""
+    return 1.0 / classes + 0.1
+
+
+class LinearClassifier(nn.Module):
+    """logits = W (x - 1/2) + b on flattened images."""
+
+    def __init__(self, pixels: int, classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(pixels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1) - 0.5)
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W (K, D), b (K,)) of logits = W x + b on the raw pixels."""
+        w = self.fc.weight.detach()
+        return w, self.fc.bias.detach() - 0.5 * w.sum(dim=1)
+
+
+class MLPClassifier(nn.Module):
+    """logits = W2 tanh(W1 (x - 1/2) + b1) + b2 on flattened images."""
+
+    def __init__(self, pixels: int, classes: int, hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(pixels, hidden), nn.Tanh(), nn.Linear(hidden, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1) - 0.5)
+
+
+class CNNClassifier(nn.Module):
+    """Three 3x3 convolutions (stride 1, 2, 1), ReLU, global average pooling, linear head."""
+
+    def __init__(self, channels: int, classes: int, width: int = CNN_WIDTH) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(2 * width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x - 0.5).mean(dim=(2, 3)))
+
+
+def build(model: str, channels: int, side: int, classes: int) -> nn.Module:
+    """An untrained classifier of family `model` for (B, channels, side, side) inputs."""
+    pixels = channels * side * side
+    if model == "linear":
+        return LinearClassifier(pixels, classes)
+    if model == "mlp":
+        return MLPClassifier(pixels, classes)
+    if model == "cnn":
+        return CNNClassifier(channels, classes)
+    raise ValueError(f"build: expected model in {MODELS}, got {model!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """Fixed-budget minibatch Adam: ``steps`` steps of ``batch`` samples at learning rate ``lr``
+    (per family; the linear model's loss is convex and takes a larger step)."""
+
+    steps: int = 200
+    batch: int = 128
+    lr: dict = dataclasses.field(default_factory=lambda: {"linear": 1e-2, "mlp": 3e-3, "cnn": 3e-3})
+    weight_decay: float = 1e-4
+
+
+class Trained(NamedTuple):
+    """A trained classifier and what it scored."""
+
+    model: nn.Module
+    train_samples: int
+    train_accuracy: float
+    final_loss: float
+
+
+def _groups(model: nn.Module, lr: float) -> list[dict]:
+    """Adam's parameter groups: the first layer over the pixels at lr * REF_PIXELS / N.
+
+    Adam moves every weight by about lr per step whatever its gradient's size, so a layer summing
+    N pixels moves its outputs by about lr * N per step; scaling its rate by 1 / N makes training
+    do the same thing at every resolution, as the image read as a function on the unit square
+    does (without it the MLP's tanh units saturate at large sides).
+    """
+    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+    if isinstance(model, CNNClassifier) or first is None:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    scaled = lr * min(1.0, REF_PIXELS / first.in_features)
+    rest = [p for p in model.parameters() if p is not first.weight]
+    return [{"params": [first.weight], "lr": scaled}, {"params": rest, "lr": lr}]
+
+
+def _cycle(scenes: Scenes, side: int, n: int, batch: int, steps: int, device: torch.device):
+    """Yield `steps` minibatches (x, y) cycling through samples 0 .. n - 1 of `scenes` at `side`."""
+    per_sample = 4 * scenes.channels * side * side
+    if n * per_sample <= MATERIALISE_BYTES:
+        parts = [r[side] for _, r in scenes.batches(n, device, sides=(side,))]
+        xs, ys = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        for t in range(steps):
+            idx = (torch.arange(batch, device=device) + t * batch) % n
+            yield xs[idx], ys[idx]
+        return
+    for t in range(steps):
+        start = (t * batch) % n
+        stop = min(n, start + batch)  # a short batch at the wrap point keeps rendering simple
+        x, y = scenes.render(start, stop, device, (side,))[side]
+        yield x, y
+
+
+def train(
+    model_name: str,
+    scenes: Scenes,
+    side: int,
+    regime: str,
+    *,
+    training: Training = Training(),
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Trained:
+    """Train a `model_name` classifier on `scenes` at `side` in `regime`, seeded.
+
+    Returns:
+        ``Trained(model (eval mode, on device), train_samples, train_accuracy, final_loss)``; the
+        training accuracy is measured on the last 8 minibatches.
+    """
+    if side not in scenes.sides:
+        raise ValueError(f"train: expected side in {scenes.sides}, got {side!r}")
+    device = torch.device(device)
+    n = train_samples(regime, scenes.channels * side * side)
+    torch.manual_seed(seed)
+    model = build(model_name, scenes.channels, side, scenes.classes).to(device)
+    opt = torch.optim.AdamW(_groups(model, training.lr[model_name]),
+                            weight_decay=training.weight_decay)  # fmt: skip
+    correct, seen, loss = 0, 0, torch.tensor(float("nan"))
+    for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, training.steps, device)):
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if t >= training.steps - 8:
+            correct += int((logits.argmax(dim=1) == y).sum())
+            seen += y.numel()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Trained(model, n, correct / max(seen, 1), float(loss.detach()))
+
+
+def test_set(
+    scenes: Scenes, n: int, device: torch.device | str = "cpu"
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """{side: (images, labels)} of `n` test scenes, disjoint from every training set."""
+    return scenes.render(TEST_OFFSET, TEST_OFFSET + n, device)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """(B,) bool: which samples `model` classifies correctly."""
+    return torch.cat([model(x[i : i + batch]).argmax(dim=1) == y[i : i + batch]
+                      for i in range(0, x.shape[0], batch)])  # fmt: skip

@@ -1,0 +1,243 @@
+"""The scaling experiment (SCIENCE.md, E1 and E2), end to end: train, attack, diagnose, fit.
+
+For every data family, model family and training regime, a classifier is trained at each side;
+the correctly classified test points (the same seeded test scenes at every side) are attacked;
+per-sample norms and diagnostics are kept, summarised per side and fitted across sides:
+
+- norms: minimal pixel L2 and area-normalised L2 (exact for linear models, DeepFool with
+  bisection for networks), smallest L-inf epsilon (exact for linear models, PGD bisection for
+  networks), success rates; a model below ``models.learned_threshold`` is not attacked;
+- mechanism: ||grad_x f||_2 and ||grad_x f||_1, the share of the L2 perturbation's energy in each
+  Laplacian level (finest first), the fraction of pixels carrying 90% of its energy;
+- E2: m = mean |df/dx_i|, the margin |f| and eps * m * N for the smallest L-inf epsilon;
+- slopes with bootstrap intervals under each reading, the verdict, E2's nearest prediction, and
+  the uniform-cube control.
+
+``SIZES`` holds the CPU default (sides 8 to 128, linear and MLP) and the GPU size (sides to 1024,
+the CNN included); ``config()`` picks one by device, overridable by ``HDBENCH_SCALING_SIZE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+import kernels
+from suite.experiments import analysis as A
+from suite.experiments import attacks
+from suite.experiments import models as M
+from suite.experiments.data import FAMILIES, Scenes
+
+SIZE_ENV = "HDBENCH_SCALING_SIZE"
+MIN_ATTACKED = 8  # fewer correctly classified test points than this: no norm is reported
+MIN_SIDES = 3  # resolutions a slope needs
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What one run of the experiment covers; every number of it is reported with the results."""
+
+    name: str
+    sides: tuple[int, ...]
+    models: tuple[str, ...]
+    test_points: int
+    more_max_side: int  # the "more" regime (2 N samples) is trained up to this side
+    training: M.Training
+    families: tuple[str, ...] = FAMILIES
+    regimes: tuple[str, ...] = M.REGIMES
+    classes: int = 2
+    contrast: float = 1.0  # class signal: the class pattern's weight in the scenes
+    seed: int = 0
+    control_samples: int = 512
+    n_boot: int = 2000
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["training"] = dataclasses.asdict(self.training)
+        return d
+
+
+SIZES = {
+    "cpu": Config(
+        name="cpu",
+        sides=(8, 16, 32, 64, 128),
+        models=("linear", "mlp"),
+        test_points=128,
+        more_max_side=128,
+        training=M.Training(steps=150, batch=128),
+    ),
+    "gpu": Config(
+        name="gpu",
+        sides=(8, 16, 32, 64, 128, 256, 512, 1024),
+        models=("linear", "mlp", "cnn"),
+        test_points=512,
+        more_max_side=256,
+        training=M.Training(steps=600, batch=256),
+    ),
+}
+
+
+def config(device: str) -> Config:
+    """The size for `device` ("cuda" -> gpu, else cpu), or the one named by HDBENCH_SCALING_SIZE."""
+    name = os.environ.get(SIZE_ENV) or ("gpu" if device == "cuda" else "cpu")
+    if name not in SIZES:
+        raise ValueError(f"{SIZE_ENV}: expected one of {tuple(SIZES)}, got {name!r}")
+    return SIZES[name]
+
+
+def _median(t: torch.Tensor) -> float:
+    return float(t.double().median()) if t.numel() else math.nan
+
+
+def _point(
+    model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, backend: str | None
+) -> dict[str, Any]:
+    """Attack the correctly classified test points of one trained model; per-sample arrays and
+    per-side summaries."""
+    keep = M.accuracy(model, x, y)
+    xa, ya = x[keep], y[keep]
+    out: dict[str, Any] = {"clean_accuracy": float(keep.double().mean()), "attacked": len(ya)}
+    if len(ya) < MIN_ATTACKED:
+        return out
+    diag = attacks.gradient_diagnostics(model, xa, ya)
+    pixels = xa[0].numel()
+    if name == "linear":
+        l2, linf = attacks.linear_distances(*model.affine(), xa, ya)
+        delta = attacks.linearise(model, xa, ya).grad  # the L2-minimal direction; shares are
+        ok_l2 = ok_linf = torch.ones_like(keep[keep])  # scale-free, so its length is irrelevant
+        l2_area = l2 / math.sqrt(pixels)
+    else:
+        df = attacks.deepfool(model, xa, ya, backend=backend)
+        pgd = attacks.min_linf(model, xa, ya, method="pgd", backend=backend)
+        l2, l2_area, linf = df.norms.l2, df.norms.l2_area, pgd.norms.linf
+        ok_l2, ok_linf = df.success, pgd.success
+        delta = (df.x_adv - xa)[ok_l2]
+    side = x.shape[-1]
+    levels = kernels.max_levels(side, side)
+    shares = kernels.level_energy(delta, levels) if len(delta) else torch.empty(0, levels)
+    both = ok_l2 & ok_linf
+    out.update(
+        success_rate=float(ok_l2.double().mean()),
+        success_rate_linf=float(ok_linf.double().mean()),
+        l2=l2[ok_l2].double().cpu().numpy(),
+        l2_area=l2_area[ok_l2].double().cpu().numpy(),
+        linf=linf[ok_linf].double().cpu().numpy(),
+        m=diag.mean_abs_grad.double().cpu().numpy(),
+        margin=diag.margin.double().cpu().numpy(),
+        eps_m_n=(linf * diag.mean_abs_grad * pixels)[both].double().cpu().numpy(),
+        grad_l2=_median(diag.grad_l2),
+        grad_l1=_median(diag.grad_l1),
+        level_shares=[_median(shares[:, i]) for i in range(levels)],
+        finest_share=_median(shares[:, 0]) if len(shares) else math.nan,
+        pixels_90=_median(attacks.energy_concentration(delta)) if len(delta) else math.nan,
+    )
+    for key in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
+        a = out[key]
+        out[f"median_{key}"] = float(np.median(a)) if a.size else math.nan
+    out["mean_l2"] = float(out["l2"].mean()) if out["l2"].size else math.nan
+    return out
+
+
+def _slopes(cfg: Config, points: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Readings' slopes and verdicts, and E2's slopes against N, over the sides with norms."""
+    sides = [s for s in sorted(points) if points[s].get("l2", np.empty(0)).size]
+    out: dict[str, Any] = {"sides": sides}
+    if len(sides) < MIN_SIDES:
+        out["why"] = f"norms at {len(sides)} sides, fewer than {MIN_SIDES}"
+        return out
+    for reading, (norm, _) in A.READINGS.items():
+        xs = [A.against(reading, s) for s in sides]
+        sl = A.loglog_slope(xs, [points[s][norm] for s in sides], n_boot=cfg.n_boot, seed=cfg.seed)
+        out[reading] = {**sl._asdict(), "verdict": A.verdict(sl.low, sl.high)}
+    for qty in ("linf", "m", "margin", "eps_m_n"):
+        usable = [s for s in sides if points[s][qty].size and (points[s][qty] > 0).all()]
+        if len(usable) < MIN_SIDES:
+            continue
+        xs = [A.against("l2_N", s) for s in usable]
+        sl = A.loglog_slope(xs, [points[s][qty] for s in usable], n_boot=cfg.n_boot, seed=cfg.seed)
+        match, inside = A.nearest_prediction(sl)
+        out[f"e2_{qty}"] = {**sl._asdict(), "match": match, "match_in_interval": inside}
+    return out
+
+
+def control(cfg: Config, device: str) -> dict[str, Any]:
+    """The uniform-cube control at the experiment's pixel counts: slopes and mean/expected ratio."""
+    ns = [s * s for s in cfg.sides]
+    dist = [A.control_distances(n, cfg.control_samples, seed=cfg.seed, device=device) for n in ns]
+    out = {}
+    for i, norm in enumerate(("l2", "linf")):
+        samples = [d[i].cpu().numpy() for d in dist]
+        sl = A.loglog_slope(ns, samples, statistic="mean", n_boot=cfg.n_boot, seed=cfg.seed)
+        expected = A.control_expected(ns[-1])[i]
+        out[norm] = {**sl._asdict(), "expected_slope": 0.0 if norm == "l2" else -0.5,
+                     "mean_ratio": float(samples[-1].mean()) / expected}  # fmt: skip
+    return out
+
+
+def run(
+    cfg: Config,
+    device: str = "cpu",
+    *,
+    backend: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the whole experiment of `cfg` on `device`.
+
+    Returns:
+        ``{"config": ..., "device": ..., "seconds": ..., "points": {(family, model, regime, side):
+        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...}``.
+    """
+    t0 = time.perf_counter()
+    say = log or (lambda _msg: None)
+    points: dict[tuple, dict[str, Any]] = {}
+    slopes: dict[tuple, dict[str, Any]] = {}
+    for family in cfg.families:
+        scenes = Scenes(
+            family, cfg.sides, seed=cfg.seed, classes=cfg.classes, contrast=cfg.contrast
+        )
+        test = M.test_set(scenes, cfg.test_points, device)
+        for model_name in cfg.models:
+            for regime in cfg.regimes:
+                by_side = {}
+                for side in cfg.sides:
+                    key = (family, model_name, regime, side)
+                    if regime == "more" and side > cfg.more_max_side:
+                        points[key] = {"skipped": f"the 'more' regime runs to side "
+                                       f"{cfg.more_max_side} in the {cfg.name} size"}  # fmt: skip
+                        continue
+                    trained = M.train(model_name, scenes, side, regime, training=cfg.training,
+                                      seed=cfg.seed + side, device=device)  # fmt: skip
+                    x, y = test[side]
+                    p = _point(trained.model, model_name, x, y, backend)
+                    p.update(train_samples=trained.train_samples,
+                             train_accuracy=trained.train_accuracy)  # fmt: skip
+                    threshold = M.learned_threshold(cfg.classes)
+                    if p["clean_accuracy"] < threshold:
+                        p["skipped"] = (f"did not learn: test accuracy {p['clean_accuracy']:.3f}"
+                                        f" < {threshold:.2f}")  # fmt: skip
+                        for k in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
+                            p.pop(k, None)
+                    elif p["attacked"] < MIN_ATTACKED:
+                        p["skipped"] = f"{p['attacked']} correctly classified points"
+                    points[key] = p
+                    if "skipped" not in p:
+                        by_side[side] = p
+                    say(f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
+                        f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
+                        f" ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+                slopes[(family, model_name, regime)] = _slopes(cfg, by_side)
+    return {
+        "config": cfg.as_dict(),
+        "device": device,
+        "points": points,
+        "slopes": slopes,
+        "control": control(cfg, device),
+        "seconds": time.perf_counter() - t0,
+    }

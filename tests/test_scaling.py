@@ -1,0 +1,295 @@
+"""The scaling experiment's parts on cases with known answers: exact linear distances, the
+minimal-norm searches, slopes with a known exponent, the control, the verdict rule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from suite.experiments import analysis as A
+from suite.experiments import attacks
+from suite.experiments import models as M
+from suite.experiments import scaling as S
+from suite.experiments.data import Scenes
+
+
+def _linear(d: int, k: int, seed: int = 0) -> M.LinearClassifier:
+    torch.manual_seed(seed)
+    model = M.LinearClassifier(d, k)
+    model.fc.weight.data.normal_()
+    model.fc.bias.data.normal_(std=0.5)
+    model.eval()
+    return model
+
+
+def _labelled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(x).argmax(dim=1)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_linear_distances_match_a_brute_force_line_search(k):
+    d = 37
+    model = _linear(d, k)
+    w, b = model.affine()
+    x = torch.rand(6, 1, 1, d)
+    y = _labelled(model, x)
+    l2, linf = attacks.linear_distances(w, b, x, y)
+    assert (l2 > 0).all() and (linf > 0).all()
+    ts = torch.linspace(0, 4, 40001)[1:]
+
+    def crossing(direction: torch.Tensor, i: int) -> float:
+        """First t on the grid at which x_i + t * direction changes label (inf if none)."""
+        pts = x[i].flatten() + ts[:, None] * direction
+        flips = (pts @ w.T + b).argmax(dim=1) != y[i]
+        return float(ts[flips.nonzero()[0, 0]]) if flips.any() else math.inf
+
+    gen = torch.Generator().manual_seed(1)
+    for i in range(x.shape[0]):
+        best_l2, best_linf = math.inf, math.inf
+        for j in range(k):  # the optimal directions, one per competing class
+            if j == y[i]:
+                continue
+            dw = w[j] - w[y[i]]
+            best_l2 = min(best_l2, crossing(dw / dw.norm(), i))
+            best_linf = min(best_linf, crossing(dw.sign(), i))
+        assert best_l2 == pytest.approx(float(l2[i]), abs=2e-4)
+        assert best_linf == pytest.approx(float(linf[i]), abs=2e-4)
+        for _ in range(20):  # no other direction crosses sooner
+            u = torch.randn(d, generator=gen)
+            assert crossing(u / u.norm(), i) >= float(l2[i]) - 1e-4
+            assert (
+                crossing(torch.randint(0, 2, (d,), generator=gen) * 2.0 - 1, i)
+                >= float(linf[i]) - 1e-4
+            )
+
+
+def test_linear_distance_is_zero_for_a_misclassified_point():
+    model = _linear(11, 2)
+    x = torch.rand(4, 11)
+    y = 1 - _labelled(model, x)
+    l2, linf = attacks.linear_distances(*model.affine(), x, y)
+    torch.testing.assert_close(l2, torch.zeros(4))
+    torch.testing.assert_close(linf, torch.zeros(4))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_deepfool_finds_the_exact_linear_distance(k):
+    model = _linear(50, k, seed=3)
+    x = torch.rand(8, 2, 5, 5)
+    y = _labelled(model, x)
+    exact, _ = attacks.linear_distances(*model.affine(), x, y)
+    res = attacks.deepfool(model, x, y)
+    assert res.success.all()
+    torch.testing.assert_close(res.norms.l2, exact, rtol=1e-3, atol=1e-5)
+
+
+def _mlp(d: int, seed: int = 0) -> M.MLPClassifier:
+    torch.manual_seed(seed)
+    model = M.MLPClassifier(d, 2, hidden=16)
+    for p in model.parameters():
+        p.data.mul_(3.0)  # curved enough that one linear step does not land on the boundary
+    return model.eval()
+
+
+def test_deepfool_flips_at_the_reported_norm_and_not_at_ninety_percent():
+    model = _mlp(3 * 7 * 9)
+    x = torch.rand(16, 3, 7, 9)
+    y = _labelled(model, x)
+    res = attacks.deepfool(model, x, y)
+    assert res.success.float().mean() >= 0.9
+    ok = res.success
+    delta = res.x_adv - x
+    assert (_labelled(model, res.x_adv[ok]) != y[ok]).all()
+    assert (_labelled(model, (x + 0.9 * delta)[ok]) == y[ok]).all()
+    torch.testing.assert_close(res.norms.l2[ok], delta[ok].flatten(1).norm(dim=1), rtol=1e-4,
+                               atol=1e-6)  # fmt: skip
+    assert torch.isnan(res.norms.l2[~ok]).all()
+
+
+def test_deepfool_keeps_the_clamp_range():
+    model = _mlp(64, seed=2)
+    x = torch.rand(12, 1, 8, 8)
+    y = _labelled(model, x)
+    res = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert (_labelled(model, res.x_adv[res.success]) != y[res.success]).all()
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_min_linf_finds_the_exact_linear_distance(method):
+    model = _linear(40, 2, seed=5)
+    x = torch.rand(10, 1, 5, 8)
+    y = _labelled(model, x)
+    _, exact = attacks.linear_distances(*model.affine(), x, y)
+    res = attacks.min_linf(model, x, y, method=method, rounds=12)
+    assert res.success.all()
+    # geometric bisection of a 16x bracket in 12 rounds: within 16^(1/4096) of the boundary
+    ratio = res.norms.linf / exact
+    assert (ratio >= 1 - 1e-4).all() and (ratio <= 1.002).all(), ratio
+
+
+def test_min_linf_on_a_network_flips_at_its_epsilon_and_not_well_below():
+    model = _mlp(49, seed=4)
+    x = torch.rand(12, 1, 7, 7)
+    y = _labelled(model, x)
+    res = attacks.min_linf(model, x, y, method="fgsm")
+    ok = res.success
+    assert ok.float().mean() >= 0.9
+    assert (_labelled(model, res.x_adv[ok]) != y[ok]).all()
+    lin = attacks.linearise(model, x[ok], y[ok])
+    below = x[ok] + 0.9 * res.norms.linf[ok].view(-1, 1, 1, 1) * lin.grad.sign()
+    assert (_labelled(model, below) == y[ok]).float().mean() >= 0.9
+
+
+def test_energy_concentration_known_cases():
+    spike = torch.zeros(2, 1, 10, 10)
+    spike[:, 0, 3, 4] = 2.0
+    flat = torch.ones(1, 1, 10, 10)
+    assert attacks.energy_concentration(spike).tolist() == pytest.approx([0.01, 0.01])
+    assert attacks.energy_concentration(flat).item() == pytest.approx(0.9)
+
+
+def test_gradient_diagnostics_of_a_linear_model_are_its_weights():
+    model = _linear(30, 2, seed=6)
+    x = torch.rand(5, 30)
+    y = _labelled(model, x)
+    diag = attacks.gradient_diagnostics(model, x, y)
+    w, b = model.affine()
+    dw = (w[1 - y] - w[y]).float()
+    torch.testing.assert_close(diag.grad_l2, dw.norm(dim=1))
+    torch.testing.assert_close(diag.mean_abs_grad, dw.abs().mean(dim=1))
+    logits = x @ w.T + b
+    torch.testing.assert_close(diag.margin, (logits[:, 0] - logits[:, 1]).abs())
+
+
+@pytest.mark.parametrize("exponent", [-0.5, -0.25, 0.0])
+def test_loglog_slope_recovers_a_known_exponent(exponent):
+    rng = np.random.default_rng(3)
+    xs = [64, 256, 1024, 4096, 16384]
+    samples = [x**exponent * rng.lognormal(0.0, 0.3, size=200) for x in xs]
+    s = A.loglog_slope(xs, samples)
+    assert s.low <= exponent <= s.high
+    assert s.high - s.low < 0.05
+    assert abs(s.value - exponent) < 0.02
+    assert not (s.low <= exponent + 0.1 <= s.high)
+
+
+def test_the_control_case_gives_its_known_slopes_and_means():
+    ns = [64, 256, 1024, 4096]
+    dist = [A.control_distances(n, 4000, seed=2) for n in ns]
+    l2 = A.loglog_slope(ns, [d[0].numpy() for d in dist], statistic="mean")
+    linf = A.loglog_slope(ns, [d[1].numpy() for d in dist], statistic="mean")
+    assert l2.low <= 0.0 <= l2.high and abs(l2.value) < 0.03
+    assert linf.low <= -0.5 <= linf.high and abs(linf.value + 0.5) < 0.03
+    e2, einf = A.control_expected(4096)
+    assert float(dist[-1][0].mean()) == pytest.approx(e2, rel=0.05)
+    assert float(dist[-1][1].mean()) == pytest.approx(einf, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [(-0.7, -0.4, "agrees"), (-0.6, -0.41, "agrees"), (-0.29, 0.1, "disagrees"),
+     (-0.3, 0.1, "inconclusive"), (-0.5, -0.39, "inconclusive"), (0.2, 0.5, "disagrees")],
+)  # fmt: skip
+def test_verdict_rule(low, high, expected):
+    assert A.verdict(low, high) == expected
+
+
+def test_nearest_prediction():
+    assert A.nearest_prediction(A.Slope(-0.9, -1.1, -0.8)) == (-1.0, True)
+    assert A.nearest_prediction(A.Slope(-0.1, -0.2, -0.05)) == (0.0, False)
+
+
+def test_training_is_seeded_and_learns():
+    scenes = Scenes("upsampled", (8, 16), seed=1)
+    training = M.Training(steps=40, batch=32)
+    a = M.train("linear", scenes, 16, "fewer", training=training, seed=3)
+    b = M.train("linear", scenes, 16, "fewer", training=training, seed=3)
+    torch.testing.assert_close(a.model.fc.weight, b.model.fc.weight, rtol=0, atol=0)
+    assert a.train_samples == M.train_samples("fewer", 256) == 32
+    x, y = M.test_set(scenes, 64)[16]
+    assert M.accuracy(a.model, x, y).float().mean() > M.learned_threshold(2)
+
+
+@pytest.mark.parametrize("model", M.MODELS)
+def test_every_model_family_takes_images_and_returns_logits(model):
+    net = M.build(model, 3, 9, 4)
+    assert net(torch.rand(2, 3, 9, 9)).shape == (2, 4)
+
+
+def _tiny(**changes) -> S.Config:
+    base = S.Config(name="tiny", sides=(8, 16, 32), models=("linear", "mlp"), test_points=32,
+                    more_max_side=16, training=M.Training(steps=30, batch=32),
+                    families=("upsampled",), n_boot=200)  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def torch_backend(monkeypatch):
+    """The experiment's pipeline on the torch backend: the kernels have their own tests, and the
+    interpreter would make a whole run slow."""
+    monkeypatch.setenv("HDBENCH_BACKEND", "torch")
+
+
+def test_a_small_run_reports_points_slopes_and_control(torch_backend):
+    res = S.run(_tiny())
+    pts = res["points"]
+    assert pts[("upsampled", "linear", "more", 32)]["skipped"].startswith("the 'more' regime")
+    p = pts[("upsampled", "mlp", "fewer", 16)]
+    assert p["clean_accuracy"] > 0.6 and p["attacked"] >= S.MIN_ATTACKED
+    assert 0 < p["median_l2"] and p["success_rate"] > 0.9
+    assert abs(sum(p["level_shares"]) - 1) < 1e-4
+    assert 0 < p["pixels_90"] <= 0.9 + 1e-6
+    s = res["slopes"][("upsampled", "linear", "fewer")]
+    assert s["sides"] == [8, 16, 32]
+    assert s["l2_N"]["low"] <= s["l2_N"]["value"] <= s["l2_N"]["high"]
+    assert s["l2_R"]["value"] == pytest.approx(2 * s["l2_N"]["value"])
+    assert s["l2_N"]["verdict"] in A.VERDICT_CODES
+    assert "why" in res["slopes"][("upsampled", "linear", "more")]  # two sides only
+    assert res["control"]["linf"]["expected_slope"] == -0.5
+
+
+def test_a_model_that_did_not_learn_is_not_attacked(torch_backend):
+    # no class signal in the images: nothing can be learned, whatever the training does
+    res = S.run(_tiny(models=("linear",), regimes=("fewer",), contrast=0.0, test_points=128))
+    for side in (8, 16, 32):
+        p = res["points"][("upsampled", "linear", "fewer", side)]
+        assert p["skipped"].startswith("did not learn") and "l2" not in p
+    assert "why" in res["slopes"][("upsampled", "linear", "fewer")]
+
+
+def test_config_by_device_and_override(monkeypatch):
+    monkeypatch.delenv(S.SIZE_ENV, raising=False)
+    assert S.config("cpu").name == "cpu" and S.config("cuda").name == "gpu"
+    monkeypatch.setenv(S.SIZE_ENV, "gpu")
+    assert S.config("cpu").name == "gpu"
+    monkeypatch.setenv(S.SIZE_ENV, "huge")
+    with pytest.raises(ValueError, match="HDBENCH_SCALING_SIZE: expected one of"):
+        S.config("cpu")
+
+
+def test_errors_name_the_function_and_the_value():
+    model = _linear(8, 2)
+    x = torch.rand(3, 8)
+    with pytest.raises(ValueError, match=r"deepfool: expected y of shape \(3,\)"):
+        attacks.deepfool(model, x, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="min_linf: expected y an int64/int32 tensor"):
+        attacks.min_linf(model, x, torch.zeros(3))
+    with pytest.raises(ValueError, match="min_linf: expected method 'fgsm' or 'pgd'"):
+        attacks.min_linf(model, x, torch.zeros(3, dtype=torch.long), method="cw")
+    with pytest.raises(ValueError, match=r"linear_distances: expected weight \(K, 8\)"):
+        attacks.linear_distances(torch.ones(2, 5), torch.ones(2), x, torch.zeros(3).long())
+    with pytest.raises(ValueError, match="loglog_slope: expected >= 2 distinct positive xs"):
+        A.loglog_slope([8, 8], [[1.0], [2.0]])
+    with pytest.raises(ValueError, match="loglog_slope: expected finite positive samples"):
+        A.loglog_slope([8, 16], [[1.0], [0.0]])
+    with pytest.raises(ValueError, match="train_samples: expected regime in"):
+        M.train_samples("many", 64)
+    with pytest.raises(ValueError, match="verdict: expected a negative predicted slope"):
+        A.verdict(-1, 0, predicted=0.5)
