@@ -34,8 +34,8 @@ def tensor(op: str, name: str, x: object, *, min_dim: int = 1, float_only: bool 
 
 
 def same_as(op: str, name: str, y: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
-    """`y` has the shape, dtype and device of `ref`."""
-    tensor(op, name, y)
+    """`y` has the shape, dtype and device of `ref` (float64 too, where `ref` is float64)."""
+    tensor(op, name, y, float_only=ref.dtype != torch.float64)
     if y.shape != ref.shape:
         fail(op, f"{name} of shape {tuple(ref.shape)} like {ref_name}", f"{tuple(y.shape)}")
     if y.dtype != ref.dtype:

@@ -43,7 +43,9 @@ def test_goe_minima_vanish_faster_than_independent_signs():
 
 def test_wilson_interval():
     p = L.wilson(0, 100)
-    assert p.value == 0 and p.low < 1e-12 and 0.02 < p.high < 0.05  # not the empty [0, 0]
+    assert p.value == 0 and p.low == 0.0 and 0.02 < p.high < 0.05  # not the empty [0, 0]
+    p = L.wilson(7, 7)
+    assert p.high == 1.0 and 0.5 < p.low < 0.7
     p = L.wilson(50, 100)
     assert p.low == pytest.approx(0.4038, abs=1e-3) and p.high == pytest.approx(0.5962, abs=1e-3)
 

@@ -14,6 +14,13 @@ keeps the points whose gradient norm is below a threshold, merges duplicates, an
 by its Hessian's index. ``torus`` builds f(x) = sum_i sin(a_i x_i + phi_i) on the torus, whose
 critical points are known in closed form and whose index distribution over them is exactly
 Binomial(d, 1/2): the finder's check.
+
+``gaussian_field`` draws a stationary Gaussian random field by random Fourier features,
+f(x) = sqrt(2/M) sum_m c_m cos(w_m . x + b_m) with c ~ N(0, 1), w ~ N(0, I / ell^2) and
+b ~ U(0, 2 pi): covariance exp(-|x - y|^2 / (2 ell^2)) as M grows. ``field_census`` finds its
+critical points in a box from many starts and classifies them. Known answers for the checks: in
+d = 1 minima and maxima alternate; on a torus (``fourier_field`` with integer frequencies) the
+counts by index satisfy sum_k (-1)^k N_k = 0, the torus's Euler characteristic (Morse theory).
 """
 
 from __future__ import annotations
@@ -70,7 +77,10 @@ def wilson(successes: int, trials: int, z: float = Z95) -> Proportion:
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return Proportion(p, max(0.0, centre - half), min(1.0, centre + half), successes, trials)
+    # the bound at 0 (or all) successes is exactly 0 (1); rounding would leave 1e-17
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Proportion(p, low, high, successes, trials)
 
 
 def p_minimum(indices: torch.Tensor) -> Proportion:
@@ -162,10 +172,19 @@ def find_critical_points(
     damping: float = 1e-3,
     threshold: float = 1e-8,
     merge: float = 1e-5,
+    tol: float = 0.0,
 ) -> CriticalPoints:
     """Minimise ||grad f||^2 from every row of ``starts (n, d)`` by Levenberg-Marquardt steps on
     grad f = 0, all starts at once; keep points with ||grad f|| <= threshold, merge those closer
-    than ``merge`` (modulo the period), classify by the Hessian's index."""
+    than ``merge`` (modulo the period), classify by the Hessian's index (the number of its
+    eigenvalues below ``-tol``).
+
+    Raises:
+        ValueError: ``starts`` is not a (n, f.d) tensor.
+    """
+    if not isinstance(starts, torch.Tensor) or starts.dim() != 2 or starts.shape[1] != f.d:
+        got = tuple(starts.shape) if isinstance(starts, torch.Tensor) else type(starts).__name__
+        raise ValueError(f"find_critical_points: expected starts of shape (n, {f.d}), got {got}")
     x = starts.to(torch.float64).clone()
     eye = torch.eye(f.d, dtype=x.dtype, device=x.device)
     lam = torch.full((x.shape[0], 1, 1), damping, dtype=x.dtype, device=x.device)
@@ -183,13 +202,144 @@ def find_critical_points(
     g_norm = f.grad(x).norm(dim=1)
     ok = g_norm <= threshold
     kept, kept_norm = x[ok], g_norm[ok]
-    unique: list[int] = []
-    for i in range(kept.shape[0]):
-        diff = kept[i] - kept[unique] if unique else None
-        if diff is not None and f.period is not None:
-            diff = torch.remainder(diff + f.period / 2, f.period) - f.period / 2
-        if diff is None or bool((diff.norm(dim=1) > merge).all()):
-            unique.append(i)
+    unique = _first_of_each_cluster(kept, merge, f.period)
     pts = kept[unique]
-    index = (torch.linalg.eigvalsh(f.hessian(pts)) < 0).sum(dim=1) if len(unique) else pts[:, 0]
+    if pts.shape[0]:
+        index = (torch.linalg.eigvalsh(f.hessian(pts)) < -tol).sum(dim=1)
+    else:
+        index = torch.zeros(0, dtype=torch.long, device=pts.device)
     return CriticalPoints(pts, kept_norm[unique], index.long(), int((~ok).sum()), threshold)
+
+
+def _first_of_each_cluster(
+    x: torch.Tensor, merge: float, period: torch.Tensor | None, chunk: int = 256
+) -> torch.Tensor:
+    """Indices of the rows of ``x (m, d)`` with no earlier row within ``merge`` (modulo the
+    period): one row per converged point, since starts that reach the same critical point agree
+    to far better than ``merge``. Chunked pairwise distances, (chunk, m, d) at a time."""
+    m = x.shape[0]
+    keep = torch.ones(m, dtype=torch.bool, device=x.device)
+    rows = torch.arange(m, device=x.device)
+    for lo in range(0, m, chunk):
+        diff = x[lo : lo + chunk, None, :] - x[None, :, :]
+        if period is not None:
+            diff = torch.remainder(diff + period / 2, period) - period / 2
+        close = diff.norm(dim=2) <= merge
+        earlier = rows[None, :] < rows[lo : lo + chunk, None]
+        keep[lo : lo + chunk] = ~(close & earlier).any(dim=1)
+    return rows[keep]
+
+
+# --- Gaussian random fields --------------------------------------------------------------------
+
+
+def _positive_int(op: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{op}: expected {name} a positive int, got {value!r}")
+    return value
+
+
+def fourier_field(
+    w: torch.Tensor, b: torch.Tensor, c: torch.Tensor, period: torch.Tensor | None = None
+) -> Landscape:
+    """f(x) = sqrt(2/M) sum_m c_m cos(w_m . x + b_m), batched over points x (n, d).
+
+    Args:
+        w: (M, d) frequencies.
+        b: (M,) phases.
+        c: (M,) amplitudes.
+        period: (d,) periods when every w_m is a whole multiple of 2 pi / period (a torus), or
+            None.
+
+    Returns:
+        The Landscape, in float64 on ``w``'s device.
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    if w.dim() != 2 or b.shape != (w.shape[0],) or c.shape != (w.shape[0],):
+        raise ValueError(
+            "fourier_field: expected w (M, d), b (M,), c (M,), got "
+            f"{tuple(w.shape)}, {tuple(b.shape)}, {tuple(c.shape)}"
+        )
+    w, b = w.to(torch.float64), b.to(torch.float64)
+    c = c.to(torch.float64) * math.sqrt(2.0 / w.shape[0])
+    d = w.shape[1]
+    # outer products w_m w_m^T flattened once: the Hessian is then one (n, M) x (M, d^2) product
+    ww = (w[:, :, None] * w[:, None, :]).reshape(w.shape[0], d * d)
+
+    def hessian(x: torch.Tensor) -> torch.Tensor:
+        return -((torch.cos(x @ w.T + b) * c) @ ww).reshape(-1, d, d)
+
+    return Landscape(
+        d=d,
+        value=lambda x: torch.cos(x @ w.T + b) @ c,
+        grad=lambda x: -(torch.sin(x @ w.T + b) * c) @ w,
+        hessian=hessian,
+        period=None if period is None else period.to(torch.float64),
+    )
+
+
+def gaussian_field(
+    d: int,
+    *,
+    features: int = 512,
+    length: float = 1.0,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Landscape:
+    """A stationary Gaussian random field on R^d by ``features`` random Fourier features with
+    correlation length ``length``: w ~ N(0, I / length^2), b ~ U(0, 2 pi), c ~ N(0, 1), drawn
+    on the CPU (the same field on every device).
+
+    Raises:
+        ValueError: d or features not a positive int, length not a positive number.
+    """
+    op = "gaussian_field"
+    _positive_int(op, "d", d)
+    _positive_int(op, "features", features)
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0:
+        raise ValueError(f"{op}: expected length a positive number, got {length!r}")
+    gen = _generator(seed)
+    w = torch.randn(features, d, generator=gen, dtype=torch.float64) / length
+    b = torch.rand(features, generator=gen, dtype=torch.float64) * 2 * math.pi
+    c = torch.randn(features, generator=gen, dtype=torch.float64)
+    return fourier_field(w.to(device), b.to(device), c.to(device))
+
+
+class Census(NamedTuple):
+    """The distinct critical points found inside a box (``points``), and how many more were found
+    outside it: a census of the box, so that points far from every start do not skew it."""
+
+    points: CriticalPoints
+    outside: int
+
+
+def field_census(
+    f: Landscape,
+    starts: int,
+    *,
+    box: float,
+    seed: int = 0,
+    steps: int = 60,
+    threshold: float = 1e-8,
+    device: torch.device | str = "cpu",
+) -> Census:
+    """Critical points of ``f`` (on ``device``) in the box [0, box]^d from ``starts`` uniform
+    starts in it (drawn on the CPU).
+
+    Raises:
+        ValueError: starts not a positive int or box not a positive number.
+    """
+    op = "field_census"
+    _positive_int(op, "starts", starts)
+    if isinstance(box, bool) or not isinstance(box, (int, float)) or not box > 0:
+        raise ValueError(f"{op}: expected box a positive number, got {box!r}")
+    x0 = torch.rand(starts, f.d, generator=_generator(seed), dtype=torch.float64) * box
+    found = find_critical_points(f, x0.to(device), steps=steps, threshold=threshold)
+    inside = ((found.points >= 0) & (found.points <= box)).all(dim=1)
+    kept = CriticalPoints(
+        found.points[inside], found.grad_norm[inside], found.index[inside], found.rejected,
+        found.threshold,
+    )  # fmt: skip
+    return Census(kept, int((~inside).sum()))
