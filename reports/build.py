@@ -37,6 +37,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E40
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
+from reports.provenance import figure_note  # noqa: E402
 from reports.results import ResultSet, param_value, split_name  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -81,10 +82,23 @@ PAGES = [
          "time_ benchmarks are host wall clock (synchronised on a GPU); GPU track_ benchmarks "
          "are CUDA-event medians (triton.testing.do_bench).", always=True),
     Page("scaling.html", "Scaling with resolution", ("bench_scaling",),
-         "Adversarial distance against input resolution (track_ benchmarks)."),
+         "E1 and E2: the minimal adversarial perturbation's norm against image resolution, the "
+         "fitted log-log slopes against the paper's predicted -1/2 under each reading, "
+         "Goodfellow's linear argument and a control with a known answer.",
+         sections=lambda r, m: _experiment("scaling", r, m)),
     Page("saddles.html", "Saddles and critical points", ("bench_saddles",),
-         "Critical points of the loss landscape (track_ benchmarks)."),
+         "E3: how rare minima are among critical points: random-matrix Hessians, landscapes "
+         "with known answers, and every further landscape the suite measures.",
+         sections=lambda r, m: _experiment("saddles", r, m)),
 ]  # fmt: skip
+
+
+def _experiment(name: str, results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
+    """The sections of an experiment page (``reports/<name>.py``); imported here, not at the
+    top, because those modules build on this one's helpers."""
+    import importlib
+
+    return importlib.import_module(f"reports.{name}").sections(results, modules)
 
 
 def is_hdbench(impl: object) -> bool:
@@ -333,6 +347,7 @@ class _Class:
     split: str | None  # one figure per value of this parameter (dtype): 12 lines are too many
     styles: list[str]  # the other parameters (not x, op, impl): line style and marker
     timed: list[str]  # benchmarks that are times (shown in ms)
+    note: Callable[[pd.DataFrame], str]  # provenance line for the rows behind a figure
 
     def figures(self, rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         """`rows` cut into one figure per value of ``split``: (title suffix, rows)."""
@@ -363,12 +378,15 @@ def _prepare(results: ResultSet, names: list[str], rows: pd.DataFrame) -> _Class
     split = styles[0] if len(styles) > 1 and rows[styles[0]].nunique() > 1 else None
     styles = styles[1:] if split else styles
     orders = _orders(results, names, rows)
-    return _Class(first, rows, params, orders, x, split, styles, timed)
+    module = split_name(names[0])[0]
+    note = lambda sub: figure_note(results, sub, module)  # noqa: E731
+    return _Class(first, rows, params, orders, x, split, styles, timed, note)
 
 
-def _plot(alt: str, data: str, shown: bool) -> dict:
-    """A figure item: shown, or folded under its title (secondary figures keep pages short)."""
-    return {"kind": "plot", "alt": alt, "data": data, "folded": not shown}
+def _plot(alt: str, data: str, shown: bool, note: str = "") -> dict:
+    """A figure item: shown, or folded under its title (secondary figures keep pages short);
+    `note` (what ran where, sizes, seeds) is printed under it."""
+    return {"kind": "plot", "alt": alt, "data": data, "folded": not shown, "note": note}
 
 
 def _plot_items(c: _Class) -> list[dict]:
@@ -384,7 +402,7 @@ def _plot_items(c: _Class) -> list[dict]:
         for suffix, rows in c.figures(sub):
             title = f"{split_name(name)[2]} ({unit}){suffix}"
             data = grid_plot(rows, c.x, color, c.styles, c.orders, unit, title, unit != "%")
-            items.append(_plot(title, data, shown=not items))
+            items.append(_plot(title, data, shown=not items, note=c.note(rows)))
     return items
 
 
@@ -403,7 +421,7 @@ def _speedup_items(c: _Class) -> list[dict]:
             "each baseline; above 1: hdbench is faster"
         )
         data = grid_plot(rows, c.x, "baseline", c.styles, c.orders, "speed-up (x)", title, ref=1)
-        items.append(_plot(title, data, shown=not items))
+        items.append(_plot(title, data, shown=not items, note=c.note(c.rows)))
     index = [col for col in sp.columns if col not in ("baseline", "speed-up")]
     wide = sp.pivot_table(
         index=index, columns="baseline", values="speed-up", aggfunc="first", sort=False
@@ -429,12 +447,40 @@ def _table_items(c: _Class) -> list[dict]:
         wide = _sorted(wide.reset_index(), index, c.orders)
         wide = wide[[*index, *[col for col in columns if col in wide.columns]]]
         caption = f"Table: {machine} ({len(wide)} row{'s' if len(wide) > 1 else ''})"
-        items.append({"kind": "details", "caption": caption, "html": html_table(wide)})
+        items.append(
+            {"kind": "details", "caption": caption, "html": html_table(wide), "note": c.note(grp)}
+        )
     return items
 
 
-def class_section(results: ResultSet, names: list[str]) -> dict:
-    """One section for the benchmarks of one class: plots, speed-ups, a table per machine."""
+def _side_by_side_items(c: _Class) -> list[dict]:
+    """Every machine's numbers in one table, machines (GPU models) side by side, for classes
+    measured on more than one machine."""
+    machines = sorted(c.rows["machine"].unique())
+    if len(machines) < 2 or not c.params:
+        return []
+    labels = c.rows.groupby("benchmark")["column"].first()
+    columns = list(dict.fromkeys(labels[n] for n in c.names if n in labels))
+    wide = c.rows.pivot_table(
+        index=c.params, columns=["column", "machine"], values="shown", aggfunc="first", sort=False
+    )
+    order = [(col, m) for col in columns for m in machines if (col, m) in wide.columns]
+    wide = wide[order]
+    wide.columns = [f"{col}: {m}" for col, m in order]
+    wide = _sorted(wide.reset_index(), c.params, c.orders)
+    return [
+        {
+            "kind": "details",
+            "caption": f"Table: machines side by side ({', '.join(machines)})",
+            "html": html_table(wide),
+            "note": c.note(c.rows),
+        }
+    ]
+
+
+def class_section(results: ResultSet, names: list[str], plots: bool = True) -> dict:
+    """One section for the benchmarks of one class: plots, speed-ups, tables per machine and
+    side by side; with `plots` False (a page drew its own figures), the tables only."""
     module, klass, method = split_name(names[0])
     title = f"{module}.{klass or method}"
     benches = [results.benchmarks.get(n, {}) for n in names]
@@ -453,22 +499,29 @@ def class_section(results: ResultSet, names: list[str]) -> dict:
         why = f"No results yet: {_why_empty(results, names)}."
         return section | {"items": [{"kind": "text", "text": why}]}
     c = _prepare(results, names, rows)
-    items = _plot_items(c) + _speedup_items(c) + _table_items(c)
+    items = (_plot_items(c) + _speedup_items(c)) if plots else []
+    items += _side_by_side_items(c) + _table_items(c)
     elsewhere = _why_empty(results, names, set(rows["machine"]))
     if elsewhere:  # machines that ran the class but have nothing current to show
         items.insert(0, {"kind": "text", "text": f"No current result: {elsewhere}."})
     return section | {"items": items}
 
 
-def benchmark_sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
-    """The generic sections of a page: one per benchmark class of `modules`."""
+def benchmark_sections(
+    results: ResultSet, modules: tuple[str, ...], tables_only: frozenset[str] = frozenset()
+) -> list[dict]:
+    """The generic sections of a page: one per benchmark class of `modules`; classes named in
+    `tables_only` (drawn by the page's own figures) get their tables only."""
     fresh = results.table["benchmark"][~results.table["stale"]]
     groups: dict[tuple[str, str], list[str]] = {}
     for name in sorted(set(results.benchmarks) | set(fresh)):
         module, klass, method = split_name(name)
         if module in modules:
             groups.setdefault((module, klass or method), []).append(name)
-    return [class_section(results, g) for g in groups.values()]
+    return [
+        class_section(results, g, plots=split_name(g[0])[1] not in tables_only)
+        for g in groups.values()
+    ]
 
 
 def pages_for(results: ResultSet) -> list[Page]:

@@ -4,6 +4,8 @@
 #   2. run the asv suite on the default backend, results saved under reports/asv/results/;
 #   3. publish asv's own site to reports/asv/html/;
 #   4. build the self-contained HTML report under reports/html/ and print its path.
+# While asv runs, a progress line follows each finished benchmark: "bench: [k/N] name status
+# (N-k left, elapsed)" (reports/progress.py reads asv's output).
 # Extra arguments go to `asv run`, e.g. `make bench ASV_ARGS="--bench bench_attack --quick"`.
 # A failing benchmark does not stop the report: it shows what failed, and the job exits non-zero.
 set -uo pipefail
@@ -22,11 +24,14 @@ fi
 
 echo "bench: running the asv suite on machine '$machine' at ${commit:0:8}"
 # shellcheck disable=SC2086  # ASV_ARGS is a list of flags by design
-"${ASV[@]}" run --environment "existing:$PY" --set-commit-hash "$commit" --machine "$machine" \
-    ${ASV_ARGS:-} "$@"
-run_status=$?
+# unbuffered, so that each line (and its progress line) shows as soon as asv writes it
+PYTHONUNBUFFERED=1 "${ASV[@]}" run --environment "existing:$PY" --set-commit-hash "$commit" \
+    --machine "$machine" ${ASV_ARGS:-} "$@" 2>&1 | "$PY" -m reports.progress
+run_status=${PIPESTATUS[0]}
 [ $run_status -eq 0 ] || echo "bench: asv run exited $run_status (a benchmark failed); building the report anyway" >&2
 
+echo "bench: publishing asv's site to reports/asv/html/"
 "${ASV[@]}" publish || echo "bench: asv publish failed" >&2
+echo "bench: building the report"
 "$PY" -m reports || { echo "bench: the report could not be built" >&2; exit 1; }
 exit $run_status

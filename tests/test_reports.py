@@ -247,3 +247,314 @@ def test_cli_prints_the_report_path_last(tmp_path, results_dir, capsys):
     assert lines[-1] == str((out / "index.html").resolve())
     assert 'href="../asv/html/index.html"' in (out / "index.html").read_text()
     assert not math.isnan(load([results_dir]).current()["value"].sum())
+
+
+# --- experiment pages: synthetic bench_scaling / bench_saddles results --------------------------
+
+SC = {"family": ["upsampled", "natural", "noisy"], "model": ["linear", "mlp", "cnn"],
+      "regime": ["more", "fewer"]}  # fmt: skip
+SIDES = [8, 16, 32, 64, 128]
+SCALE = {"upsampled": 1.0, "natural": 0.7, "noisy": 0.4}
+SLOPE = {"linear": -0.5, "mlp": -0.35, "cnn": -0.1}  # against the side
+
+
+def values(b: dict, f) -> list:
+    """Result list of benchmark `b`: ``f(**combo)`` over its parameter grid in asv's order."""
+    import itertools
+
+    grid = [[eval(v) for v in vals] for vals in b["params"]]  # noqa: S307 (own reprs)
+    return [f(**dict(zip(b["param_names"], c, strict=True))) for c in itertools.product(*grid)]
+
+
+def scaling_benchmarks() -> dict[str, dict]:
+    out = {}
+    for m, unit in [
+        ("median_l2", "pixel L2"),
+        ("median_l2_area", "area L2"),
+        ("median_linf", "L-inf"),
+        ("clean_accuracy", "fraction"),
+        ("mean_abs_grad", "m"),
+        ("margin", "logit"),
+        ("eps_m_n", "eps*m*n"),
+    ]:
+        out[m] = bench(f"bench_scaling.TrackScaling.track_{m}", {**SC, "side": SIDES}, unit,
+                       "scaling-1")  # fmt: skip
+    readings = {**SC, "reading": ["l2_N", "l2_R", "l2_area_N", "l2_area_R"]}
+    for m in ("slope", "slope_low", "slope_high", "verdict"):
+        out[f"s_{m}"] = bench(
+            f"bench_scaling.TrackScalingSlope.track_{m}",
+            readings,
+            "verdict" if m == "verdict" else "slope",
+            "scaling-slope-1",
+        )
+    quant = {**SC, "quantity": ["linf", "m", "margin", "eps_m_n"]}
+    for m in ("slope", "slope_low", "slope_high", "match", "match_in_interval"):
+        out[f"g_{m}"] = bench(f"bench_scaling.TrackGoodfellow.track_{m}", quant, "slope",
+                              "scaling-goodfellow-1")  # fmt: skip
+    out["control"] = bench("bench_scaling.TrackControl.track_slope", {"norm": ["l2", "linf"]},
+                           "slope", "scaling-control-1")  # fmt: skip
+    return out
+
+
+def slope_of(family: str, model: str, reading: str) -> float:
+    s = SLOPE[model] * (0.5 if reading.endswith("_N") else 1.0)  # N = R^2
+    return s - (0.5 if "area" in reading and reading.endswith("_N") else 1.0 if "area" in
+                reading else 0.0)  # fmt: skip
+
+
+def scaling_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
+    """Measured norms ~ side^slope; cnn did not learn in the 'fewer' regime (attacks skipped);
+    the control has no result."""
+
+    def norm(family, model, regime, side, area=False):
+        if model == "cnn" and regime == "fewer":
+            return NAN
+        v = SCALE[family] * 3.0 * side ** SLOPE[model] * (1.1 if regime == "fewer" else 1.0)
+        return v / side if area else v
+
+    def slope(family, model, regime, reading, part):
+        if model == "cnn" and regime == "fewer":
+            return NAN
+        s = slope_of(family, model, reading)
+        return {"slope": s, "slope_low": s - 0.06, "slope_high": s + 0.06}.get(part)
+
+    def verdict(**k):
+        lo, hi = slope(**k, part="slope_low"), slope(**k, part="slope_high")
+        return NAN if math.isnan(lo) else (1 if hi <= -0.4 else -1 if lo > -0.3 else 0)
+
+    runs = [(b["median_l2"], values(b["median_l2"], norm)),
+            (b["median_l2_area"], values(b["median_l2_area"],
+                                         lambda **k: norm(**k, area=True))),
+            (b["median_linf"], values(b["median_linf"], lambda **k: norm(**k) / k["side"])),
+            (b["clean_accuracy"], values(b["clean_accuracy"], lambda **k: 0.5 if k["model"]
+                                         == "cnn" and k["regime"] == "fewer" else 0.95)),
+            (b["mean_abs_grad"], values(b["mean_abs_grad"], lambda **k: 1.0 / k["side"] ** 2)),
+            (b["margin"], values(b["margin"], lambda **k: 2.0)),
+            (b["eps_m_n"], values(b["eps_m_n"], lambda **k: norm(**k) / k["side"]))]  # fmt: skip
+    for part in ("slope", "slope_low", "slope_high"):
+        runs.append((b[f"s_{part}"], values(b[f"s_{part}"], lambda part=part, **k: slope(
+            **k, part=part))))  # fmt: skip
+    runs.append((b["s_verdict"], values(b["s_verdict"], verdict)))
+    for part, v in {"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4, "match": -0.5,
+                    "match_in_interval": 1.0}.items():  # fmt: skip
+        runs.append((b[f"g_{part}"], [v] * 72))
+    return runs
+
+
+SADDLE_PARAMS = {"model": ["signs", "goe"], "d": list(range(1, 13))}
+
+
+def saddle_benchmarks() -> dict[str, dict]:
+    out = {
+        m: bench(
+            f"bench_saddles.TrackRandomMatrix.track_{m}",
+            SADDLE_PARAMS,
+            "probability",
+            "saddles-random-matrix-1",
+        )
+        for m in ("p_minimum", "p_minimum_low", "p_minimum_high", "mean_index_fraction")
+    }
+    out["exact"] = bench(
+        "bench_saddles.TrackRandomMatrixExact.track_p_minimum_exact",
+        SADDLE_PARAMS,
+        "probability",
+        "saddles-random-matrix-exact-1",
+    )
+    out["rate"] = bench(
+        "bench_saddles.TrackDecayRate.track_decay_rate",
+        {"model": ["signs", "goe"]},
+        "per d",
+        "saddles-decay-rate-1",
+    )
+    for m in ("found", "exact_count", "rejected", "p_minimum"):
+        out[f"t_{m}"] = bench(
+            f"bench_saddles.TrackTorusFinder.track_{m}",
+            {"d": [1, 2, 3, 4, 5]},
+            "points",
+            "saddles-torus-1",
+        )
+    # a class the page has no figure for: it still gets the generic section
+    out["field"] = bench("bench_saddles.TrackGaussianField.track_fraction_minima",
+                         {"d": [1, 2, 3, 4]}, "fraction", "saddles-field-1")  # fmt: skip
+    return out  # fmt: skip
+
+
+def saddle_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
+    def p(model, d):
+        exact = 2.0**-d if model == "signs" else 0.146 * math.exp(-math.log(3) / 4 * (d * d - 4))
+        return exact if exact > 2e-5 else 0.0
+
+    def wilson(model, d, side):
+        n, q = 100_000, p(model, d)
+        centre = (q + 1.92 / n) / (1 + 3.84 / n)
+        half = 1.96 * math.sqrt(q * (1 - q) / n + 0.96 / n**2) / (1 + 3.84 / n)
+        return max(centre + side * half, 0.0)
+
+    exact = values(b["exact"], lambda model, d: 2.0**-d if model == "signs" else
+                   {1: 0.5, 2: 0.1464}.get(d, NAN))  # fmt: skip
+    return [(b["p_minimum"], values(b["p_minimum"], p)),
+            (b["p_minimum_low"], values(b["p_minimum_low"], lambda **k: wilson(**k, side=-1))),
+            (b["p_minimum_high"], values(b["p_minimum_high"], lambda **k: wilson(**k, side=1))),
+            (b["mean_index_fraction"], [0.5] * 24), (b["exact"], exact),
+            (b["rate"], [0.69, 0.31]), (b["t_found"], [2, 8, 48, 96, 768]),
+            (b["t_exact_count"], [2, 8, 48, 96, 768]), (b["t_rejected"], [0, 1, 3, 7, 40]),
+            (b["t_p_minimum"], [0.5, 0.25, 0.125, 0.0625, 0.03])]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def science_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two machines. cpu-a: scaling and saddles measured (the control missing, cnn 'fewer' did
+    not learn, the torus class failed); gpu-b: saddles only, Goodfellow stale, a new saddle
+    class measured."""
+    root = tmp_path_factory.mktemp("science")
+    sb, db = scaling_benchmarks(), saddle_benchmarks()
+    write_benchmarks(root, ALL[:-1] + list(sb.values()) + list(db.values()))
+    runs = scaling_runs(sb) + saddle_runs(db)
+    a = [(b, [None] * len(v) if "TorusFinder" in b["name"] else v) for b, v in runs]
+    a = [(b, v) for b, v in a if "GaussianField" not in b["name"]]
+    write_run(root, "cpu-a", "b" * 40, 1_700_000_000_000, a + [(OPS, [1e-3] * 12)])
+    g = [(b, v) for b, v in runs if "Goodfellow" in b["name"] or "saddles" in b["name"]]
+    write_run(root, "gpu-b", "c" * 40, 1_700_000_100_000,
+              g + [(db["field"], [0.5, 0.2, 0.1, 0.04])],
+              versions={b["name"]: "old" for b in sb.values()})  # fmt: skip
+    return root
+
+
+def _pages(out: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in out.glob("*.html")}
+
+
+def _self_contained(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<script" not in html and "@import" not in html and "<link" not in html
+
+
+@pytest.fixture(scope="module")
+def science_pages(science_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("science_html")
+    build(load([science_dir]), out)
+    return _pages(out)
+
+
+def test_scaling_page(science_pages):
+    html = science_pages["scaling.html"]
+    _self_contained(html)
+    # norms: one figure per regime; slopes: one; E2 quantities: one per regime
+    assert html.count('src="data:image/png;base64,') == 5
+    assert html.index("regime &#39;more&#39;") < html.index("regime &#39;fewer&#39;")
+    for text in ("Perturbation norm against resolution", "paper&#39;s O(1/sqrt(n))",
+                 "pixel L2 vs side: slope [95%]", "area L2 vs N: verdict",
+                 '<td class="agrees">agrees</td>', '<td class="disagrees">disagrees</td>',
+                 "-0.5 [-0.56, -0.44]", "<td>-1/2</td>",
+                 "slope of eps_m_n [95%]"):  # fmt: skip
+        assert text in html, text
+    # provenance under figures: machine, versions, sizes, seeds (or the suite's constants)
+    assert "Ran on cpu-a: Xeon, CUDA 12.4, torch 2.5.0, triton 3.1.0 (commit bbbbbbbb)" in html
+    assert "Measured: side 8..128 (5)" in html and "Benchmark version scaling-1" in html
+    # cnn in the 'fewer' regime did not learn: listed with its accuracy, not plotted
+    skipped = html[html.index('id="skipped"') : html.index('id="goodfellow"')]
+    assert "cnn" in skipped and "fewer" in skipped and "0.500, 0.500" in skipped
+    # the control has no result; Goodfellow is stale on gpu-b and shown for cpu-a only
+    control = html[html.index('id="control"') :]
+    assert "TrackControl: no results yet: not run on any machine yet" in control
+    assert "stale result (version old" in html
+    assert '<h2 id="bench_scaling.TrackScaling">' in html  # the numbers as tables
+
+
+def test_saddles_page(science_pages):
+    html = science_pages["saddles.html"]
+    _self_contained(html)
+    # P(minimum) figure and the generic figure of the class the page does not know
+    assert html.count('src="data:image/png;base64,') == 2
+    assert "bench_saddles.TrackGaussianField" in html and "track_fraction_minima" in html
+    from reports.provenance import suite_constants
+
+    consts, seeds = suite_constants("bench_saddles")
+    assert seeds and any(c.startswith("TRIALS=") for c in consts)
+    for text in (
+        "Random-matrix Hessians",
+        "exact",
+        "ln 3 / 4 (asymptotic)",
+        "fitted theta",
+        f"Seeds: {seeds[0]}",
+        next(c for c in consts if c.startswith("TRIALS=")),
+    ):
+        assert text in html, text
+    # the torus finder failed on cpu-a and ran on gpu-b: its table holds gpu-b only
+    torus = html[html.index('id="torus"') : html.index('id="bench_saddles.')]
+    assert "gpu-b" in torus and "found / exact" in torus and "<td>cpu-a</td>" not in torus
+    assert "TrackTorusFinder: no current result: failed on cpu-a" in torus
+    assert "failed or did not run for 5 of 5" in html
+
+
+def test_experiment_pages_without_results(tmp_path):
+    """Suite defines the classes, nothing ran: every section says what is missing."""
+    sb, db = scaling_benchmarks(), saddle_benchmarks()
+    write_benchmarks(tmp_path / "r", [OPS, *sb.values(), *db.values()])
+    write_run(tmp_path / "r", "cpu-z", "d" * 40, 1_700_000_000_000, [(OPS, [1e-3] * 12)])
+    build(load([tmp_path / "r"]), tmp_path / "h")
+    pages = _pages(tmp_path / "h")
+    assert "TrackScaling: no results yet: not run on any machine yet" in pages["scaling.html"]
+    # partial: accuracy measured, every attack skipped (no model learned)
+    acc = sb["clean_accuracy"]
+    write_run(tmp_path / "r", "cpu-y", "d" * 40, 1_700_000_000_000,
+              [(acc, [0.4] * 90), (sb["median_l2"], [NAN] * 90)])  # fmt: skip
+    build(load([tmp_path / "r"]), tmp_path / "h")
+    html = _pages(tmp_path / "h")["scaling.html"]
+    assert "No measured norm yet" in html and "0.400, 0.400" in html
+    assert "TrackGoodfellow: no results yet" in pages["scaling.html"]
+    assert "TrackRandomMatrix: no results yet" in pages["saddles.html"]
+    assert "TrackTorusFinder: no results yet" in pages["saddles.html"]
+
+
+def test_two_hosts_merge_into_one_report(tmp_path):
+    """Each host keeps its own results directory; the report reads both, GPU models side by
+    side, with % of peak and speed-ups per machine."""
+    params = {"op": ["fgsm"], "impl": ["triton", "eager"], "dtype": ["fp32"],
+              "side": [256, 512]}  # fmt: skip
+    ms = bench("bench_attack.TrackAttackOpsGPU.track_ms", params, "ms", "gpu-1")
+    pct = bench("bench_attack.TrackAttackOpsGPU.track_pct_copy", params, "%", "gpu-1")
+    for host, machine, scale in (("h100", "nvidia-h100", 1.0), ("h200", "nvidia-h200", 0.7)):
+        root = tmp_path / host / "reports" / "asv" / "results"
+        write_benchmarks(root, [ms, pct])
+        write_run(root, machine, "f" * 40, 1_700_000_000_000,
+                  [(ms, [0.1 * scale, 0.3 * scale, 0.4 * scale, 1.2 * scale]),
+                   (pct, [80 / scale, 30 / scale, 82 / scale, 31 / scale])])  # fmt: skip
+    dirs = [tmp_path / h / "reports" / "asv" / "results" for h in ("h100", "h200")]
+    assert main([a for d in dirs for a in ("--results", str(d))] + ["--out",
+                str(tmp_path / "out")]) == 0  # fmt: skip
+    kernels = (tmp_path / "out" / "kernels.html").read_text()
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "nvidia-h100" in index and "nvidia-h200" in index
+    assert "machines side by side (nvidia-h100, nvidia-h200)" in kernels
+    for header in (
+        "time (ms): nvidia-h100",
+        "time (ms): nvidia-h200",
+        "% of copy: nvidia-h100",
+        "% of copy: nvidia-h200",
+        "over eager",
+    ):
+        assert f"<th>{header}</th>" in kernels, header
+    assert "nvidia-h100: NVIDIA H100" in kernels  # provenance names each machine
+    # time, % of peak and speed-up figures, each with both machines as panels
+    assert kernels.count('src="data:image/png;base64,') == 3
+
+
+def test_progress_lines():
+    from reports.progress import progress
+
+    asv = ["· Running 3 total benchmarks (1 commits * 1 environments * 3 benchmarks)",
+           "[ 0.00%] ·· Benchmarking existing-py",
+           "[16.67%] ··· Running (bench_saddles.TrackTorusFinder.track_found--).",
+           "[33.33%] ··· bench_attack.TimeAttackOps.time_op                     ok",
+           "[33.33%] ··· === ==========",
+           "[66.67%] ··· bench_saddles.TrackTorusFinder.track_found    1/5 failed",
+           "[66.67%] ··· Setting up bench_saddles:61                           ok"]  # fmt: skip
+    out = list(progress(asv, start=0.0))
+    ours = [line for line in out if line.startswith("bench:")]
+    assert [line for line in out if not line.startswith("bench:")] == asv  # passed through
+    assert ours[0] == "bench: running bench_saddles.TrackTorusFinder.track_found"
+    assert ours[1].startswith("bench: [1/3] bench_attack.TimeAttackOps.time_op ok (2 left, ")
+    assert ours[2].startswith("bench: [2/3] bench_saddles.TrackTorusFinder.track_found "
+                              "1/5 failed (1 left, ")  # fmt: skip
+    assert len(ours) == 3

@@ -1,0 +1,191 @@
+"""The saddles page (SCIENCE.md, E3) from ``bench_saddles``'s track_ benchmarks.
+
+Sections: P(minimum) of random-matrix Hessians against d with Wilson 95% bars, the exact values
+and the reference curves, and the mean index fraction; the fitted decay rates; the critical-point
+finder on the torus landscape against its exact answer; then every class of the module as
+generic sections (tables for the classes drawn here, plots and tables for any other).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from reports.build import _plot, _png, benchmark_sections, html_table
+from reports.provenance import figure_note
+from reports.results import ResultSet
+from reports.science import elsewhere_text, get, interval, missing_text, wide
+
+MODULE = "bench_saddles"
+MODEL_COLORS = {"signs": "C0", "goe": "C3"}
+GOE_D2 = (2 - math.sqrt(2)) / 4  # exact P(minimum) of the 2x2 GOE
+GOE_THETA = math.log(3) / 4
+THETA = {"signs": ("ln 2 (exact)", math.log(2)), "goe": ("ln 3 / 4 (asymptotic)", GOE_THETA)}
+CLASSES = frozenset({"TrackRandomMatrix", "TrackRandomMatrixExact", "TrackDecayRate",
+                     "TrackTorusFinder"})  # fmt: skip
+
+
+def reference(model: str, d: np.ndarray) -> np.ndarray:
+    """The reference curve: 2^-d (independent signs); for the GOE exp(-ln(3)/4 d^2) anchored at
+    the exact d = 2 value (2 - sqrt 2)/4."""
+    if model == "goe":
+        return GOE_D2 * np.exp(-GOE_THETA * (d**2 - 4.0))
+    return 2.0**-d
+
+
+def pmin_figure(data: pd.DataFrame, exact: pd.DataFrame, title: str) -> str:
+    """P(minimum) (log) and the mean index fraction against d, one row per machine."""
+    machines = sorted(data["machine"].unique())
+    models = [m for m in MODEL_COLORS if m in set(data["model"])]
+    models += sorted(set(data["model"]) - set(models))
+    fig, axes = plt.subplots(len(machines), 2, squeeze=False, layout="constrained",
+                             figsize=(11, 3.4 * len(machines) + 0.9))  # fmt: skip
+    for row, machine in zip(axes, machines, strict=True):
+        ax, ax2 = row
+        sub = data[data["machine"] == machine]
+        ds_all = np.arange(1, int(sub["d"].max()) + 1, dtype=float)
+        floor = []
+        for model in models:
+            color = MODEL_COLORS.get(model, "C2")
+            m = sub[sub["model"] == model].sort_values("d")
+            d = m["d"].to_numpy(float)
+            p, lo, hi = (get(m, k).to_numpy(float) for k in ("p_minimum", "p_minimum_low",
+                                                              "p_minimum_high"))  # fmt: skip
+            pos = p > 0
+            ax.errorbar(d[pos], p[pos], yerr=[p[pos] - lo[pos], hi[pos] - p[pos]], fmt="o",
+                        ms=4, color=color, capsize=2, lw=1)  # fmt: skip
+            # no minimum in any trial: the interval's upper end, pointing down
+            ax.plot(d[~pos], hi[~pos], "v", color=color, mfc="none", ms=6)
+            floor += list(lo[pos & (lo > 0)]) + list(hi[~pos])
+            ref_d = ds_all[ds_all >= (2 if model == "goe" else 1)]
+            ax.plot(ref_d, reference(model, ref_d), color=color, ls="--", lw=1)
+            ex = exact[(exact["machine"] == machine) & (exact["model"] == model)] if len(
+                exact) else exact  # fmt: skip
+            if len(ex):
+                ax.plot(ex["d"].astype(float), ex["p_minimum_exact"], "o", mfc="none", mec="k",
+                        ms=8, mew=1)  # fmt: skip
+            if "mean_index_fraction" in m:
+                ax2.plot(d, m["mean_index_fraction"], "o-", color=color, ms=4, lw=1.2)
+        ax.set_yscale("log")
+        if floor:
+            ax.set_ylim(bottom=max(min(floor) / 5, 1e-12), top=1.5)
+        ax.set_title(f"{machine} · P(minimum)", fontsize=9)
+        ax.set_xlabel("dimension d", fontsize=8)
+        ax.set_ylabel("P(minimum)", fontsize=8)
+        ax2.axhline(0.5, color="k", lw=0.8, ls=":")
+        ax2.set_ylim(0, 1)
+        ax2.set_title(f"{machine} · mean index / d", fontsize=9)
+        ax2.set_xlabel("dimension d", fontsize=8)
+        ax2.set_ylabel("index / d", fontsize=8)
+        for a in row:
+            a.tick_params(labelsize=8)
+            a.grid(True, which="both", alpha=0.25)
+    handles = [Line2D([], [], color=MODEL_COLORS.get(m, "C2"), marker="o", label=m)
+               for m in models]  # fmt: skip
+    handles += [
+        Line2D([], [], color="0.3", ls="--", label="reference: 2^-d (signs); "
+               "(2-√2)/4·exp(-ln3/4·(d²-4)) (GOE)"),
+        Line2D([], [], color="k", marker="o", mfc="none", ls="", label="exact"),
+        Line2D([], [], color="0.3", marker="v", mfc="none", ls="",
+               label="no minimum found: 95% upper bound"),
+        Line2D([], [], color="k", ls=":", label="index / d = 1/2 (symmetry)"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def _long(results: ResultSet, df: pd.DataFrame) -> pd.DataFrame:
+    cur = results.current()
+    return cur[cur["benchmark"].isin(set(df["benchmark"])) & cur["machine"].isin(df["machine"])]
+
+
+def random_matrix_section(results: ResultSet) -> dict:
+    """P(minimum) and the index against d, with the exact values and the reference curves."""
+    section = {"id": "random-matrix", "title": "Random-matrix Hessians: P(minimum) against d",
+               "notes": [],
+               "text": "Monte Carlo P(minimum) (all eigenvalues positive) of a random Hessian of "
+                       "dimension d with Wilson 95% intervals, for independent eigenvalue signs "
+                       "and the GOE, beside the exact values (circles) and the reference curves. "
+                       "Right: the mean index (negative eigenvalues) as a fraction of d; the "
+                       "suite tracks the index distribution's mean."}  # fmt: skip
+    data = wide(results, MODULE, "TrackRandomMatrix")
+    exact = wide(results, MODULE, "TrackRandomMatrixExact")
+    if data.empty:
+        items = [{"kind": "text", "text": missing_text(results, MODULE, "TrackRandomMatrix")}]
+        return section | {"items": items}
+    items = []
+    if exact.empty:
+        items.append({"kind": "text", "text": "Exact values: " + missing_text(
+            results, MODULE, "TrackRandomMatrixExact")})  # fmt: skip
+    title = "P(minimum) and mean index fraction against dimension d"
+    both = pd.concat([_long(results, data), _long(results, exact)])
+    items.append(_plot(title, pmin_figure(data, exact, title), shown=True,
+                       note=figure_note(results, both, MODULE)))  # fmt: skip
+    table = data.assign(**{
+        "P(minimum) [95%]": [interval(*v) for v in zip(get(data, "p_minimum"),
+                             get(data, "p_minimum_low"), get(data, "p_minimum_high"),
+                             strict=True)],
+        "reference": [float(reference(m, np.array(float(d)))) for m, d in
+                      zip(data["model"], data["d"], strict=True)],
+    })  # fmt: skip
+    if len(exact):
+        table = table.merge(exact[["machine", "model", "d", "p_minimum_exact"]], how="left",
+                            on=["machine", "model", "d"])  # fmt: skip
+    cols = ["machine", "model", "d", "P(minimum) [95%]", "p_minimum_exact", "reference",
+            "mean_index_fraction"]  # fmt: skip
+    table = table[[c for c in cols if c in table]].rename(columns={
+        "p_minimum_exact": "exact", "mean_index_fraction": "mean index / d"})  # fmt: skip
+    items.append({"kind": "details", "caption": f"Table ({len(table)} rows)",
+                  "html": html_table(table)})  # fmt: skip
+    rate = wide(results, MODULE, "TrackDecayRate")
+    if rate.empty:
+        items.append({"kind": "text", "text": "Decay rates: " + missing_text(
+            results, MODULE, "TrackDecayRate")})  # fmt: skip
+    else:
+        rates = pd.DataFrame({
+            "machine": rate["machine"], "model": rate["model"],
+            "fit": ["P ~ C exp(-theta d)" if m == "signs" else "P ~ C exp(-theta d²)"
+                    for m in rate["model"]],
+            "fitted theta": get(rate, "decay_rate"),
+            "reference": [THETA.get(m, ("–", math.nan))[0] for m in rate["model"]],
+            "reference theta": [THETA.get(m, ("–", math.nan))[1] for m in rate["model"]],
+        })  # fmt: skip
+        items.append({"kind": "table", "html": html_table(rates),
+                      "note": figure_note(results, _long(results, rate), MODULE)})  # fmt: skip
+    return section | {"items": items}
+
+
+def torus_section(results: ResultSet) -> dict:
+    """The critical-point finder on the torus landscape, whose answer is known exactly."""
+    section = {"id": "torus", "title": "Critical-point finder on the torus landscape",
+               "notes": [],
+               "text": "f(x) = sum_i sin(a_i x_i + phi_i): its critical points are known, and "
+                       "its index is Binomial(d, 1/2), so P(minimum) = 2^-d. Found: distinct "
+                       "critical points found; rejected: starts whose gradient norm stayed above "
+                       "the threshold (flat regions, not critical points)."}  # fmt: skip
+    t = wide(results, MODULE, "TrackTorusFinder")
+    if t.empty:
+        return section | {"items": [{"kind": "text", "text": missing_text(
+            results, MODULE, "TrackTorusFinder")}]}  # fmt: skip
+    found, exact = get(t, "found"), get(t, "exact_count")
+    table = pd.DataFrame({
+        "machine": t["machine"], "d": t["d"], "found": found, "exact count": exact,
+        "found / exact": found / exact, "rejected starts": get(t, "rejected"),
+        "P(minimum) found": get(t, "p_minimum"),
+        "exact 2^-d": [2.0 ** -float(d) for d in t["d"]],
+    })  # fmt: skip
+    items = [{"kind": "table", "html": html_table(table),
+              "note": figure_note(results, _long(results, t), MODULE)}]  # fmt: skip
+    other = elsewhere_text(results, MODULE, "TrackTorusFinder", set(t["machine"]))
+    return section | {"items": ([{"kind": "text", "text": other}] if other else []) + items}
+
+
+def sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
+    """Every section of the saddles page, then the module's classes (generic sections)."""
+    out = [random_matrix_section(results), torus_section(results)]
+    return out + benchmark_sections(results, modules, tables_only=CLASSES)
