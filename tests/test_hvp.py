@@ -267,7 +267,18 @@ def test_mlp_index_against_the_exact_spectrum(backend):
     idx = spectral.mlp_index(params, x, y, steps=p, probes=4, backend=backend)
     assert idx.lambda_min == pytest.approx(exact.min().item(), rel=1e-3, abs=1e-5)
     assert idx.lambda_max == pytest.approx(exact.max().item(), rel=1e-3, abs=1e-5)
-    # with steps = P the quadrature is exact per probe up to eigenvalues near zero
-    frac = (exact < 0).double().mean().item()
-    assert abs(idx.fraction - frac) < 0.1
+    # The softmax's shift symmetry gives exact zero eigenvalues, whose Ritz values land on
+    # either side of 0 by rounding: they may be counted either way, nothing else may.
+    tiny = 1e-6 * exact.abs().max().item()
+    zero = (exact.abs() < tiny).double().mean().item()
+    assert 0 < zero < 0.2
+    # the same probes give the same estimate on either backend, up to those zero modes
+    same = spectral.mlp_index(params, x, y, steps=p, probes=4, backend="torch")
+    assert abs(idx.fraction - same.fraction) <= zero + 0.02
+    # with steps = P each probe's quadrature is exact, so the estimate is unbiased: what is left
+    # is the probes' own spread, which fraction_se measures (checked with many probes)
+    many = spectral.mlp_index(params, x, y, steps=p, probes=64, backend="torch")
+    low, high = (exact < -tiny).double().mean().item(), (exact < tiny).double().mean().item()
+    assert many.fraction_se < 0.03
+    assert low - 4 * many.fraction_se <= many.fraction <= high + 4 * many.fraction_se
     assert idx.grad_norm > 0 and idx.hg_over_g > 0
