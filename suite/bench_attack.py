@@ -31,7 +31,6 @@ use these compulsory figures, so every implementation is scored against the same
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -337,7 +336,6 @@ DEEPFOOL_STEPS = 50
 OVERSHOOT = 0.02
 
 
-@functools.cache
 def minimal_problem(dev: str, side: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """A seeded MLP trained on the ``upsampled`` scenes at `side` (as the scaling experiment
     trains it) and its correctly classified test points: what every search is run on."""
@@ -353,16 +351,20 @@ def minimal_problem(dev: str, side: int) -> tuple[torch.nn.Module, torch.Tensor,
     return trained.model, x[keep][:n].contiguous(), y[keep][:n].contiguous()
 
 
-def minimal_search(impl: str, dev: str, side: int) -> Callable[[], torch.Tensor]:
-    """A zero-argument minimal-L2 search by `impl` returning the adversarial points, all in the
-    box [0, 1] with DeepFool's 50 steps and 0.02 overshoot where the method has them.
+Problem = tuple[torch.nn.Module, torch.Tensor, torch.Tensor]
+
+
+def minimal_search(impl: str, problem: Problem) -> Callable[[], torch.Tensor]:
+    """A zero-argument minimal-L2 search by `impl` on `problem` (model, x, y) returning the
+    adversarial points, all in the box [0, 1], with DeepFool's 50 steps and 0.02 overshoot where
+    the method has them.
 
     ``hdbench_deepfool`` is DeepFool and the line search back to the boundary along its direction
     (``refine=0``); ``hdbench_deepfool_refined`` adds the tangent-plane correction the scaling
     experiment uses (``refine=1``)."""
     from suite.experiments import attacks
 
-    model, x, y = minimal_problem(dev, side)
+    model, x, y = problem
     if impl in ("hdbench_deepfool", "hdbench_deepfool_refined"):
         refine = int(impl.endswith("refined"))
         return lambda: attacks.deepfool(model, x, y, max_iter=DEEPFOOL_STEPS, overshoot=OVERSHOOT,
@@ -373,7 +375,7 @@ def minimal_search(impl: str, dev: str, side: int) -> Callable[[], torch.Tensor]
         return lambda: atk(x, y)
     if impl in ("foolbox_deepfool", "foolbox_fmn"):
         fb = common.require_module("foolbox")
-        fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=dev)
+        fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
         if impl == "foolbox_deepfool":
             atk = fb.attacks.L2DeepFoolAttack(steps=DEEPFOOL_STEPS, overshoot=OVERSHOOT)
         else:
@@ -382,20 +384,34 @@ def minimal_search(impl: str, dev: str, side: int) -> Callable[[], torch.Tensor]
     raise ValueError(f"minimal_search: expected impl in {MINIMAL_IMPLS}, got {impl!r}")
 
 
-@functools.cache
-def minimal_outcome(impl: str, dev: str, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(success (B,), pixel L2 norms (B,)) of one search by `impl`, judged by the model itself."""
-    model, x, y = minimal_problem(dev, side)
-    adv = minimal_search(impl, dev, side)()
-    with torch.no_grad():
-        ok = model(adv).argmax(dim=1) != y
-    return ok, (adv - x).flatten(1).norm(dim=1)
+def minimal_cache() -> dict[str, Any]:
+    """The problems at every side and each search's outcome on them, once per ``asv run``
+    (the shared ``setup_cache`` of the two classes below): {"problems": {side: (model, x, y)},
+    "outcomes": {(impl, side): (success (B,), pixel L2 norms (B,)) or the reason it could not
+    run}}."""
+    dev = common.device()
+    problems = {side: minimal_problem(dev, side) for side in MINIMAL_SIDES}
+    outcomes: dict[tuple[str, int], Any] = {}
+    for side, (model, x, y) in problems.items():
+        for impl in MINIMAL_IMPLS:
+            try:
+                adv = minimal_search(impl, problems[side])()
+            except NotImplementedError as exc:  # a peer library that is not installed
+                outcomes[(impl, side)] = str(exc)
+                continue
+            with torch.no_grad():
+                ok = model(adv).argmax(dim=1) != y
+            outcomes[(impl, side)] = (ok, (adv - x).flatten(1).norm(dim=1))
+    return {"problems": problems, "outcomes": outcomes}
+
+
+minimal_cache.timeout = 600
 
 
 class TimeMinimalL2:
     """Host wall clock of one minimal-L2 search over the same model and images: hdbench's batched
-    DeepFool with bisection against torchattacks' (one image at a time) and foolbox's DeepFool
-    and FMN. ``TrackMinimalL2`` holds the norms each one reached."""
+    DeepFool with its line search (and correction) against torchattacks' DeepFool (one image at
+    a time) and foolbox's DeepFool and FMN. ``TrackMinimalL2`` holds the norms each reached."""
 
     params = (list(MINIMAL_IMPLS), list(MINIMAL_SIDES))
     param_names = ("impl", "side")
@@ -405,12 +421,13 @@ class TimeMinimalL2:
     repeat = (2, 5, 20.0)
     warmup_time = 0.0
     timeout = 300
+    setup_cache = staticmethod(minimal_cache)
 
-    def setup(self, impl: str, side: int) -> None:
+    def setup(self, cache: dict, impl: str, side: int) -> None:
         self.dev = common.device()
-        self.fn = common.warm(minimal_search(impl, self.dev, side), self.dev)
+        self.fn = common.warm(minimal_search(impl, cache["problems"][side]), self.dev)
 
-    def time_search(self, impl: str, side: int) -> None:
+    def time_search(self, cache: dict, impl: str, side: int) -> None:
         self.fn()
         common.sync(self.dev)
 
@@ -422,18 +439,22 @@ class TrackMinimalL2:
     param_names = ("impl", "side")
     version = "minimal-l2-norm-1"
     timeout = 300
+    setup_cache = staticmethod(minimal_cache)
 
-    def setup(self, impl: str, side: int) -> None:
-        self.ok, self.norms = minimal_outcome(impl, common.device(), side)
+    def setup(self, cache: dict, impl: str, side: int) -> None:
+        outcome = cache["outcomes"][(impl, side)]
+        if isinstance(outcome, str):
+            common.skip(outcome)
+        self.ok, self.norms = outcome
 
-    def track_median_l2(self, impl: str, side: int) -> float:
+    def track_median_l2(self, cache: dict, impl: str, side: int) -> float:
         if not bool(self.ok.any()):
             raise RuntimeError(f"{impl} found no adversarial point")
         return float(self.norms[self.ok].median())
 
     track_median_l2.unit = "pixel L2"
 
-    def track_success_rate(self, impl: str, side: int) -> float:
+    def track_success_rate(self, cache: dict, impl: str, side: int) -> float:
         return float(self.ok.double().mean())
 
     track_success_rate.unit = "fraction"

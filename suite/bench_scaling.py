@@ -69,7 +69,7 @@ class TrackScaling:
     param_names = ("family", "model", "regime", "side")
     version = "scaling-points-1"
     timeout = TIMEOUT
-    setup_cache = scaling_results
+    setup_cache = staticmethod(scaling_results)
 
     def setup(self, results: dict, family: str, model: str, regime: str, side: int) -> None:
         self.p = _point(results, family, model, regime, side)
@@ -180,7 +180,7 @@ class TrackScalingSlope:
     param_names = ("family", "model", "regime", "reading")
     version = "scaling-slopes-1"
     timeout = TIMEOUT
-    setup_cache = scaling_results
+    setup_cache = staticmethod(scaling_results)
 
     def setup(self, results: dict, family: str, model: str, regime: str, reading: str) -> None:
         self.s = _slopes(results, family, model, regime)[reading]
@@ -213,7 +213,7 @@ class TrackGoodfellow:
     param_names = ("family", "model", "regime", "quantity")
     version = "scaling-goodfellow-1"
     timeout = TIMEOUT
-    setup_cache = scaling_results
+    setup_cache = staticmethod(scaling_results)
 
     def setup(self, results: dict, family: str, model: str, regime: str, quantity: str) -> None:
         slopes = _slopes(results, family, model, regime)
@@ -255,7 +255,7 @@ class TrackControl:
     param_names = ("norm",)
     version = "scaling-control-1"
     timeout = TIMEOUT
-    setup_cache = scaling_results
+    setup_cache = staticmethod(scaling_results)
 
     def setup(self, results: dict, norm: str) -> None:
         self.c = results["control"][norm]

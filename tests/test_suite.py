@@ -467,39 +467,33 @@ def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPat
 # --- minimal-norm searches and the scaling benchmarks -------------------------------------------
 
 
-@pytest.fixture
-def small_minimal_problem(monkeypatch: pytest.MonkeyPatch):
+def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> None:
+    from asv_runner.benchmarks._base import get_setup_cache_key
+
     monkeypatch.setitem(ba.MINIMAL_POINTS, "cpu", 12)
+    monkeypatch.setattr(ba, "MINIMAL_SIDES", (16,))
     monkeypatch.setenv("HDBENCH_BACKEND", "torch")
-    ba.minimal_problem.cache_clear()
-    ba.minimal_outcome.cache_clear()
-    yield
-    ba.minimal_problem.cache_clear()
-    ba.minimal_outcome.cache_clear()
-
-
-def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, small_minimal_problem) -> None:
-    side = 16
-    model, x, y = ba.minimal_problem("cpu", side)
+    keys = {get_setup_cache_key(c.setup_cache) for c in (ba.TimeMinimalL2, ba.TrackMinimalL2)}
+    assert len(keys) == 1
+    cache = ba.TrackMinimalL2().setup_cache()  # as asv calls it: on an instance
+    model, x, y = cache["problems"][16]
     assert x.shape[0] == 12 and (model(x).argmax(dim=1) == y).all()
     medians = {}
-    impls = ("hdbench_deepfool", "hdbench_deepfool_refined", "torchattacks_deepfool",
-             "foolbox_deepfool")  # fmt: skip
-    for impl in impls:
+    for impl in ba.MINIMAL_IMPLS:
         bench = ba.TimeMinimalL2()
-        bench.setup(impl, side)
-        bench.time_search(impl, side)
+        bench.setup(cache, impl, 16)
+        bench.time_search(cache, impl, 16)
         track = ba.TrackMinimalL2()
-        track.setup(impl, side)
-        assert track.track_success_rate(impl, side) == 1.0
-        medians[impl] = track.track_median_l2(impl, side)
+        track.setup(cache, impl, 16)
+        assert track.track_success_rate(cache, impl, 16) == 1.0
+        medians[impl] = track.track_median_l2(cache, impl, 16)
     # DeepFool's point overshoots the boundary; the line search along it only comes closer, and
     # the tangent-plane correction is kept only where it is closer still
     assert medians["hdbench_deepfool"] <= medians["torchattacks_deepfool"] * (1 + 1e-4)
     assert medians["hdbench_deepfool"] <= medians["foolbox_deepfool"] * (1 + 1e-4)
     assert medians["hdbench_deepfool_refined"] <= medians["hdbench_deepfool"] * (1 + 1e-6)
     with pytest.raises(ValueError, match="minimal_search: expected impl in"):
-        ba.minimal_search("cleverhans", "cpu", side)
+        ba.minimal_search("cleverhans", cache["problems"][16])
 
 
 def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -525,7 +519,7 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     )  # fmt: skip
     monkeypatch.setattr(S, "config", lambda dev: tiny)
     monkeypatch.setenv("HDBENCH_BACKEND", "torch")
-    results = bsc.scaling_results()
+    results = bsc.TrackScalingSlope().setup_cache()  # as asv calls it: on an instance
     point = bsc.TrackScaling()
     point.setup(results, "upsampled", "mlp", "fewer", 16)
     assert (
