@@ -26,7 +26,8 @@ GOE_D2 = (2 - math.sqrt(2)) / 4  # exact P(minimum) of the 2x2 GOE
 GOE_THETA = math.log(3) / 4
 THETA = {"signs": ("ln 2 (exact)", math.log(2)), "goe": ("ln 3 / 4 (asymptotic)", GOE_THETA)}
 CLASSES = frozenset({"TrackRandomMatrix", "TrackRandomMatrixExact", "TrackDecayRate",
-                     "TrackTorusFinder"})  # fmt: skip
+                     "TrackTorusFinder", "TrackIndexDistribution"})  # fmt: skip
+SHOWN_DS = (2, 4, 8, 12, 24)  # the dimensions whose index distribution is drawn
 
 
 def reference(model: str, d: np.ndarray) -> np.ndarray:
@@ -160,6 +161,52 @@ def random_matrix_section(results: ResultSet) -> dict:
     return section | {"items": items}
 
 
+def index_figure(data: pd.DataFrame, title: str) -> str:
+    """P(index = k) against k / d for a few d, one panel per machine and model; Binomial(d, 1/2)
+    (exact for independent signs) as the reference line."""
+    panels = sorted({(m, model) for m, model in zip(data["machine"], data["model"], strict=True)})
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, layout="constrained",
+                             figsize=(5.2 * len(panels), 3.6))  # fmt: skip
+    for ax, (machine, model) in zip(axes[0], panels, strict=True):
+        sub = data[(data["machine"] == machine) & (data["model"] == model)]
+        ds = [d for d in SHOWN_DS if d in set(sub["d"])]
+        for i, d in enumerate(ds):
+            m = sub[sub["d"] == d].sort_values("index")
+            k = m["index"].to_numpy(float)
+            ax.plot(k / d, get(m, "probability").to_numpy(float), "o", ms=3, color=f"C{i}",
+                    label=f"d = {d}")  # fmt: skip
+            kk = np.arange(d + 1)
+            binom = np.array([math.comb(d, int(j)) for j in kk], float) / 2.0**d
+            ax.plot(kk / d, binom, "-", lw=0.8, color=f"C{i}", alpha=0.6)
+        ax.set_yscale("log")
+        ax.set_xlabel("index / d (fraction of negative eigenvalues)")
+        ax.set_ylabel("P(index)")
+        ax.set_title(f"{model} · {machine}", fontsize=10)
+        ax.legend(fontsize=8, title="points: measured; lines: Binomial(d, 1/2)",
+                  title_fontsize=7)  # fmt: skip
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)
+
+
+def index_section(results: ResultSet) -> dict:
+    """The index distribution against d: the signs model follows Binomial(d, 1/2) exactly; the
+    GOE's concentrates on index d / 2 faster (its extreme indices are exponentially rarer)."""
+    section = {"id": "index-distribution", "title": "Index distribution against d",
+               "notes": [],
+               "text": "P(index = k) of random-matrix Hessians (Monte Carlo) against k / d for "
+                       "several d; lines: Binomial(d, 1/2), exact for independent signs. Index 0 "
+                       "is a minimum, index d a maximum; zero probabilities are not drawn on the "
+                       "log axis."}  # fmt: skip
+    data = wide(results, MODULE, "TrackIndexDistribution")
+    if data.empty:
+        items = [{"kind": "text", "text": missing_text(results, MODULE, "TrackIndexDistribution")}]
+        return section | {"items": items}
+    title = "Index distribution of random Hessians"
+    items = [_plot(title, index_figure(data, title), shown=True,
+                   note=figure_note(results, _long(results, data), MODULE))]  # fmt: skip
+    return section | {"items": items}
+
+
 def torus_section(results: ResultSet) -> dict:
     """The critical-point finder on the torus landscape, whose answer is known exactly."""
     section = {"id": "torus", "title": "Critical-point finder on the torus landscape",
@@ -187,5 +234,5 @@ def torus_section(results: ResultSet) -> dict:
 
 def sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
     """Every section of the saddles page, then the module's classes (generic sections)."""
-    out = [random_matrix_section(results), torus_section(results)]
+    out = [random_matrix_section(results), index_section(results), torus_section(results)]
     return out + benchmark_sections(results, modules, tables_only=CLASSES)

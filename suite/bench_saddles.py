@@ -88,6 +88,7 @@ def random_matrix_stats(dev: str) -> dict[tuple[str, int], dict[str, float]]:
                 "low": p.low,
                 "high": p.high,
                 "mean_index_fraction": float(idx.double().mean()) / d,
+                "index_distribution": L.index_distribution(idx, d).tolist(),
             }
     return out
 
@@ -125,6 +126,29 @@ class TrackRandomMatrix:
         return self.s["mean_index_fraction"]
 
     track_mean_index_fraction.unit = "fraction"
+
+
+class TrackIndexDistribution:
+    """The index distribution of random-matrix Hessians: P(index = k) for k = 0 .. d (k > d is
+    skipped), from the Monte Carlo of ``TrackRandomMatrix``."""
+
+    params = (list(L.MODELS), list(DS), list(range(max(DS) + 1)))
+    param_names = ("model", "d", "index")
+    version = "saddles-index-distribution-1"
+    timeout = 600
+    setup_cache = staticmethod(random_matrix_cache)
+
+    def setup(self, stats: dict, model: str, d: int, index: int) -> None:
+        if (model, d) not in stats:
+            common.skip(f"d {d} is run on a GPU only (CPU runs d <= {CPU_MAX_D})")
+        if index > d:
+            common.skip(f"index {index} > d = {d}")
+        self.p = stats[(model, d)]["index_distribution"][index]
+
+    def track_probability(self, stats: dict, model: str, d: int, index: int) -> float:
+        return self.p
+
+    track_probability.unit = "probability"
 
 
 class TrackRandomMatrixExact:

@@ -373,6 +373,9 @@ def saddle_benchmarks() -> dict[str, dict]:
             "points",
             "saddles-torus-1",
         )
+    out["index"] = bench("bench_saddles.TrackIndexDistribution.track_probability",
+                         {"model": ["signs", "goe"], "d": [2, 4], "index": [0, 1, 2, 3, 4]},
+                         "probability", "saddles-index-distribution-1")  # fmt: skip
     # a class the page has no figure for: it still gets the generic section
     out["field"] = bench("bench_saddles.TrackGaussianField.track_fraction_minima",
                          {"d": [1, 2, 3, 4]}, "fraction", "saddles-field-1")  # fmt: skip
@@ -398,7 +401,9 @@ def saddle_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
             (b["mean_index_fraction"], [0.5] * 24), (b["exact"], exact),
             (b["rate"], [0.69, 0.31]), (b["t_found"], [2, 8, 48, 96, 768]),
             (b["t_exact_count"], [2, 8, 48, 96, 768]), (b["t_rejected"], [0, 1, 3, 7, 40]),
-            (b["t_p_minimum"], [0.5, 0.25, 0.125, 0.0625, 0.03])]  # fmt: skip
+            (b["t_p_minimum"], [0.5, 0.25, 0.125, 0.0625, 0.03]),
+            (b["index"], values(b["index"], lambda model, d, index: math.comb(d, index) / 2**d
+                                if index <= d else None))]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -464,8 +469,9 @@ def test_scaling_page(science_pages):
 def test_saddles_page(science_pages):
     html = science_pages["saddles.html"]
     _self_contained(html)
-    # P(minimum) figure and the generic figure of the class the page does not know
-    assert html.count('src="data:image/png;base64,') == 2
+    # P(minimum) and index-distribution figures, and the generic figure of the unknown class
+    assert html.count('src="data:image/png;base64,') == 3
+    assert "Index distribution against d" in html
     assert "bench_saddles.TrackGaussianField" in html and "track_fraction_minima" in html
     from reports.provenance import suite_constants
 

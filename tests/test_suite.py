@@ -8,6 +8,7 @@ minute, and compiling is the kernels' concern, not the suite's.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -452,6 +453,17 @@ def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPat
     with pytest.raises(NotImplementedError, match="GPU only"):
         bench.setup(stats, "goe", 20)
     assert 0.5 < bs.TrackDecayRate().track_decay_rate(stats, "signs") < 0.9
+    dist = bs.TrackIndexDistribution()
+    probs = []
+    for k in range(5):
+        dist.setup(stats, "signs", 4, k)
+        probs.append(dist.track_probability(stats, "signs", 4, k))
+    assert sum(probs) == pytest.approx(1.0)
+    for k, pk in enumerate(probs):  # Binomial(4, 1/2) within Monte Carlo error (4000 trials)
+        exact_k = math.comb(4, k) / 16
+        assert abs(pk - exact_k) < 4 * math.sqrt(exact_k * (1 - exact_k) / 4000)
+    with pytest.raises(NotImplementedError, match="index 5 > d = 4"):
+        dist.setup(stats, "signs", 4, 5)
     torus = bs.TrackTorusFinder().setup_cache()
     finder = bs.TrackTorusFinder()
     for d in (1, 2):
