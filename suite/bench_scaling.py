@@ -171,17 +171,10 @@ def _slopes(results: dict, family: str, model: str, regime: str) -> dict[str, An
     return s
 
 
-class TrackScalingSlope:
-    """Log-log slope of the minimal L2 norm under each reading, its interval and the verdict."""
+class _SlopeTracks:
+    """The slope, and its bootstrap 95% interval, of the fit ``setup`` leaves in ``self.s``."""
 
-    params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(READINGS))
-    param_names = ("family", "model", "regime", "reading")
-    version = "scaling-slopes-1"
-    timeout = TIMEOUT
-    setup_cache = staticmethod(scaling_results)
-
-    def setup(self, results: dict, family: str, model: str, regime: str, reading: str) -> None:
-        self.s = _slopes(results, family, model, regime)[reading]
+    s: dict[str, Any]
 
     def track_slope(self, *_: Any) -> float:
         return self.s["value"]
@@ -198,13 +191,26 @@ class TrackScalingSlope:
 
     track_slope_high.unit = "slope"
 
+
+class TrackScalingSlope(_SlopeTracks):
+    """Log-log slope of the minimal L2 norm under each reading, its interval and the verdict."""
+
+    params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(READINGS))
+    param_names = ("family", "model", "regime", "reading")
+    version = "scaling-slopes-1"
+    timeout = TIMEOUT
+    setup_cache = staticmethod(scaling_results)
+
+    def setup(self, results: dict, family: str, model: str, regime: str, reading: str) -> None:
+        self.s = _slopes(results, family, model, regime)[reading]
+
     def track_verdict(self, *_: Any) -> int:
         return A.VERDICT_CODES[self.s["verdict"]]
 
     track_verdict.unit = "verdict"
 
 
-class TrackGoodfellow:
+class TrackGoodfellow(_SlopeTracks):
     """E2: slopes against N of the smallest L-inf epsilon, m, the margin and eps * m * N."""
 
     params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(QUANTITIES))
@@ -220,21 +226,6 @@ class TrackGoodfellow:
         self.s = slopes[f"e2_{quantity}"]
         self.linf = slopes.get("e2_linf")
 
-    def track_slope(self, *_: Any) -> float:
-        return self.s["value"]
-
-    track_slope.unit = "slope"
-
-    def track_slope_low(self, *_: Any) -> float:
-        return self.s["low"]
-
-    track_slope_low.unit = "slope"
-
-    def track_slope_high(self, *_: Any) -> float:
-        return self.s["high"]
-
-    track_slope_high.unit = "slope"
-
     def track_match(self, *_: Any) -> float:
         return self.s["match"]
 
@@ -246,7 +237,7 @@ class TrackGoodfellow:
     track_match_in_interval.unit = "bool"
 
 
-class TrackControl:
+class TrackControl(_SlopeTracks):
     """The uniform-cube control: distances to a random hyperplane, whose slopes are known."""
 
     params = (list(NORMS),)
@@ -256,30 +247,15 @@ class TrackControl:
     setup_cache = staticmethod(scaling_results)
 
     def setup(self, results: dict, norm: str) -> None:
-        self.c = results["control"][norm]
-
-    def track_slope(self, *_: Any) -> float:
-        return self.c["value"]
-
-    track_slope.unit = "slope"
-
-    def track_slope_low(self, *_: Any) -> float:
-        return self.c["low"]
-
-    track_slope_low.unit = "slope"
-
-    def track_slope_high(self, *_: Any) -> float:
-        return self.c["high"]
-
-    track_slope_high.unit = "slope"
+        self.s = results["control"][norm]
 
     def track_expected_slope(self, *_: Any) -> float:
-        return self.c["expected_slope"]
+        return self.s["expected_slope"]
 
     track_expected_slope.unit = "slope"
 
     def track_mean_distance_ratio(self, *_: Any) -> float:
-        ratio = self.c["mean_ratio"]
+        ratio = self.s["mean_ratio"]
         if not math.isfinite(ratio):
             raise RuntimeError(f"control mean distance ratio is {ratio}")
         return ratio
