@@ -345,7 +345,7 @@ def minimal_problem(dev: str, side: int) -> tuple[torch.nn.Module, torch.Tensor,
     scenes = Scenes("upsampled", (8, side), seed=common.SEED)
     trained = M.train("mlp", scenes, side, "fewer", training=M.Training(steps=100),
                       seed=common.SEED, device=dev)  # fmt: skip
-    n = MINIMAL_POINTS[dev]
+    n = MINIMAL_POINTS[dev] // (8 if common.smoke() else 1)
     x, y = M.test_set(scenes, 2 * n, dev)[side]
     keep = M.accuracy(trained.model, x, y)
     return trained.model, x[keep][:n].contiguous(), y[keep][:n].contiguous()

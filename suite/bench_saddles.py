@@ -81,7 +81,8 @@ def random_matrix_stats(dev: str) -> dict[tuple[str, int], dict[str, float]]:
     out = {}
     for model in L.MODELS:
         for d in _ds(dev):
-            idx = L.sample_indices(model, d, TRIALS, seed=1000 * d + len(model), device=dev)
+            trials = TRIALS // 20 if common.smoke() else TRIALS
+            idx = L.sample_indices(model, d, trials, seed=1000 * d + len(model), device=dev)
             p = L.p_minimum(idx)
             out[(model, d)] = {
                 "p_min": p.value,
@@ -286,7 +287,8 @@ def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
     for d in field_ds(dev):
         f = L.gaussian_field(d, features=FIELD_FEATURES, seed=d, device=dev)
         box = FIELD_VOLUME[dev] ** (1 / d)
-        census = L.field_census(f, FIELD_STARTS[dev], box=box, seed=d, device=dev)
+        starts = FIELD_STARTS[dev] // 10 if common.smoke() else FIELD_STARTS[dev]
+        census = L.field_census(f, starts, box=box, seed=d, device=dev)
         index = census.points.index.cpu()
         n = index.numel()
         p = L.p_minimum(index) if n else None
@@ -403,7 +405,8 @@ class TrackGaussianFieldDecayRate:
 
 
 def mlp_sizes(dev: str) -> tuple[int, ...]:
-    return tuple(p for p in MLP_SIZES if dev == "cuda" or p <= CPU_MAX_MLP)
+    cap = MLP_SIZES[1] if common.smoke() else CPU_MAX_MLP
+    return tuple(p for p in MLP_SIZES if dev == "cuda" or p <= cap)
 
 
 def mlp_cache() -> dict[int, dict[str, float]]:

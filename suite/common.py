@@ -47,6 +47,15 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
+SMOKE_ENV = "HDBENCH_SMOKE"
+
+
+def smoke() -> bool:
+    """True under ``HDBENCH_SMOKE=1``: the science benchmarks run a small size, to check that the
+    suite runs end to end (CI's ``asv run --dry-run``, which keeps no numbers), not to measure."""
+    return os.environ.get(SMOKE_ENV) == "1"
+
+
 def skip(reason: str) -> NoReturn:
     """Skip the current combination: asv records it as skipped (n/a), not failed."""
     raise NotImplementedError(reason)

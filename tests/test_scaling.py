@@ -266,7 +266,10 @@ def test_a_model_that_did_not_learn_is_not_attacked(torch_backend):
 
 def test_config_by_device_and_override(monkeypatch):
     monkeypatch.delenv(S.SIZE_ENV, raising=False)
+    monkeypatch.delenv("HDBENCH_SMOKE", raising=False)
     assert S.config("cpu").name == "cpu" and S.config("cuda").name == "gpu"
+    monkeypatch.setenv("HDBENCH_SMOKE", "1")
+    assert S.config("cpu").name == "smoke" and len(S.config("cuda").sides) >= 3
     monkeypatch.setenv(S.SIZE_ENV, "gpu")
     assert S.config("cpu").name == "gpu"
     monkeypatch.setenv(S.SIZE_ENV, "huge")

@@ -73,6 +73,17 @@ SIZES = {
         more_max_side=128,
         training=M.Training(steps=150, batch=128),
     ),
+    # the suite's smoke test (HDBENCH_SMOKE=1): every code path, in seconds; no number to keep
+    "smoke": Config(
+        name="smoke",
+        sides=(8, 16, 32),
+        models=("linear", "mlp"),
+        test_points=32,
+        more_max_side=16,
+        training=M.Training(steps=30, batch=32),
+        n_boot=200,
+        control_samples=128,
+    ),
     "gpu": Config(
         name="gpu",
         sides=(8, 16, 32, 64, 128, 256, 512, 1024),
@@ -85,8 +96,12 @@ SIZES = {
 
 
 def config(device: str) -> Config:
-    """The size for `device` ("cuda" -> gpu, else cpu), or the one named by HDBENCH_SCALING_SIZE."""
-    name = os.environ.get(SIZE_ENV) or ("gpu" if device == "cuda" else "cpu")
+    """The size for `device` ("cuda" -> gpu, else cpu), or "smoke" under HDBENCH_SMOKE=1, or the
+    one named by HDBENCH_SCALING_SIZE."""
+    default = "gpu" if device == "cuda" else "cpu"
+    name = os.environ.get(SIZE_ENV) or (
+        "smoke" if os.environ.get("HDBENCH_SMOKE") == "1" else default
+    )
     if name not in SIZES:
         raise ValueError(f"{SIZE_ENV}: expected one of {tuple(SIZES)}, got {name!r}")
     return SIZES[name]
