@@ -1,9 +1,10 @@
 """The saddles page (SCIENCE.md, E3) from ``bench_saddles``'s track_ benchmarks.
 
 Sections: P(minimum) of random-matrix Hessians against d with Wilson 95% bars, the exact values
-and the reference curves, and the mean index fraction; the fitted decay rates; the critical-point
-finder on the torus landscape against its exact answer; then every class of the module as
-generic sections (tables for the classes drawn here, plots and tables for any other).
+and the reference curves, and the mean index fraction; the fitted decay rates; the index
+distribution beside Binomial(d, 1/2); the critical-point finder on the torus landscape against its
+exact answer; then every class of the module as generic sections (tables for the classes drawn
+here, plots and tables for any other).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def random_matrix_section(results: ResultSet) -> dict:
                        "dimension d with Wilson 95% intervals, for independent eigenvalue signs "
                        "and the GOE, beside the exact values (circles) and the reference curves. "
                        "Right: the mean index (negative eigenvalues) as a fraction of d; the "
-                       "suite tracks the index distribution's mean."}  # fmt: skip
+                       "whole index distribution is in the next section."}  # fmt: skip
     data = wide(results, MODULE, "TrackRandomMatrix")
     exact = wide(results, MODULE, "TrackRandomMatrixExact")
     if data.empty:

@@ -392,10 +392,11 @@ def minimal_cache() -> dict[str, Any]:
     dev = common.device()
     problems = {side: minimal_problem(dev, side) for side in MINIMAL_SIDES}
     outcomes: dict[tuple[str, int], Any] = {}
-    for side, (model, x, y) in problems.items():
+    for side, problem in problems.items():
+        model, x, y = problem
         for impl in MINIMAL_IMPLS:
             try:
-                adv = minimal_search(impl, problems[side])()
+                adv = minimal_search(impl, problem)()
             except NotImplementedError as exc:  # a peer library that is not installed
                 outcomes[(impl, side)] = str(exc)
                 continue

@@ -404,7 +404,11 @@ class Diagnostics(NamedTuple):
 def gradient_diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Diagnostics:
     """||grad f||_2, ||grad f||_1, mean |df/dx_i| and |f| at x (f as in ``linearise``)."""
     _check("gradient_diagnostics", x, y)
-    lin = linearise(model, x, y)
+    return diagnostics(linearise(model, x, y))
+
+
+def diagnostics(lin: Linearisation) -> Diagnostics:
+    """``gradient_diagnostics`` of a linearisation already at hand (no forward or backward)."""
     g = lin.grad.flatten(1).float()
     l1 = g.abs().sum(dim=1)
     return Diagnostics(g.norm(dim=1), l1, l1 / g.shape[1], lin.margin.abs().float())

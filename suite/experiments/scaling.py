@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 import kernels
+from suite import common
 from suite.experiments import analysis as A
 from suite.experiments import attacks
 from suite.experiments import models as M
@@ -99,9 +100,7 @@ def config(device: str) -> Config:
     """The size for `device` ("cuda" -> gpu, else cpu), or "smoke" under HDBENCH_SMOKE=1, or the
     one named by HDBENCH_SCALING_SIZE."""
     default = "gpu" if device == "cuda" else "cpu"
-    name = os.environ.get(SIZE_ENV) or (
-        "smoke" if os.environ.get("HDBENCH_SMOKE") == "1" else default
-    )
+    name = os.environ.get(SIZE_ENV) or ("smoke" if common.smoke() else default)
     if name not in SIZES:
         raise ValueError(f"{SIZE_ENV}: expected one of {tuple(SIZES)}, got {name!r}")
     return SIZES[name]
@@ -121,11 +120,12 @@ def _point(
     out: dict[str, Any] = {"clean_accuracy": float(keep.double().mean()), "attacked": len(ya)}
     if len(ya) < MIN_ATTACKED:
         return out
-    diag = attacks.gradient_diagnostics(model, xa, ya)
+    lin = attacks.linearise(model, xa, ya)
+    diag = attacks.diagnostics(lin)
     pixels = xa[0].numel()
     if name == "linear":
         l2, linf = attacks.linear_distances(*model.affine(), xa, ya)
-        delta = attacks.linearise(model, xa, ya).grad  # the L2-minimal direction; shares are
+        delta = lin.grad  # the L2-minimal direction of a linear model; level shares are
         ok_l2 = ok_linf = torch.ones_like(keep[keep])  # scale-free, so its length is irrelevant
         l2_area = l2 / math.sqrt(pixels)
     else:
