@@ -12,7 +12,10 @@ keys the cache by the function, so the experiment runs once per ``asv run``) fee
   -1 disagrees) of the fixed rule in ``suite.experiments.analysis``;
 - ``TrackGoodfellow`` (family x model x regime x quantity): E2's slopes against N, and the
   prediction (-1, -1/2, 0) nearest the smallest L-inf epsilon's slope;
-- ``TrackControl`` (norm): the uniform-cube control, measured, beside its known slope.
+- ``TrackControl`` (norm): the uniform-cube control, measured, beside its known slope;
+- ``TrackScalingRun`` (quantity): the size of the run (test points, training steps and batch,
+  bootstrap resamples, control samples, largest side) and its wall time, for the report's
+  provenance lines.
 
 Sizes: the CPU default (sides 8 to 128, linear and MLP) or the GPU size (to 1024, the CNN too),
 by device; ``HDBENCH_SCALING_SIZE=cpu|gpu`` overrides. Parameter lists are the same everywhere;
@@ -65,7 +68,7 @@ class TrackScaling:
 
     params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(SIDES))
     param_names = ("family", "model", "regime", "side")
-    version = "scaling-points-1"
+    version = "scaling-points-2"
     timeout = TIMEOUT
     setup_cache = staticmethod(scaling_results)
 
@@ -197,7 +200,7 @@ class TrackScalingSlope(_SlopeTracks):
 
     params = (list(FAMILIES), list(M.MODELS), list(M.REGIMES), list(READINGS))
     param_names = ("family", "model", "regime", "reading")
-    version = "scaling-slopes-1"
+    version = "scaling-slopes-2"
     timeout = TIMEOUT
     setup_cache = staticmethod(scaling_results)
 
@@ -261,3 +264,32 @@ class TrackControl(_SlopeTracks):
         return ratio
 
     track_mean_distance_ratio.unit = "ratio"
+
+
+# what the run covered, as the experiment reports it (the size depends on the device and on
+# HDBENCH_SCALING_SIZE / HDBENCH_SMOKE, so the report reads it from here)
+RUN_SIZE = {
+    "test_points": lambda r: r["config"]["test_points"],
+    "train_steps": lambda r: r["config"]["training"]["steps"],
+    "train_batch": lambda r: r["config"]["training"]["batch"],
+    "bootstrap_resamples": lambda r: r["config"]["n_boot"],
+    "control_samples": lambda r: r["config"]["control_samples"],
+    "largest_side": lambda r: max(r["config"]["sides"]),
+    "seconds": lambda r: round(r["seconds"], 1),
+}
+
+
+class TrackScalingRun:
+    """The size of the run behind every scaling number: test points per side, training steps
+    and batch, bootstrap resamples, control samples, the largest side, and its wall time."""
+
+    params = (list(RUN_SIZE),)
+    param_names = ("quantity",)
+    version = "scaling-run-1"
+    timeout = TIMEOUT
+    setup_cache = staticmethod(scaling_results)
+
+    def track_value(self, results: dict, quantity: str) -> float:
+        return float(RUN_SIZE[quantity](results))
+
+    track_value.unit = "count (seconds for seconds)"

@@ -504,6 +504,9 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
     assert medians["hdbench_deepfool"] <= medians["torchattacks_deepfool"] * (1 + 1e-4)
     assert medians["hdbench_deepfool"] <= medians["foolbox_deepfool"] * (1 + 1e-4)
     assert medians["hdbench_deepfool_refined"] <= medians["hdbench_deepfool"] * (1 + 1e-6)
+    # through the affine stem or the whole model: the same search up to the bracket's width
+    assert medians["hdbench_deepfool_blackbox"] == pytest.approx(medians["hdbench_deepfool"],
+                                                                rel=2e-3)  # fmt: skip
     with pytest.raises(ValueError, match="minimal_search: expected impl in"):
         ba.minimal_search("cleverhans", cache["problems"][16])
 
@@ -518,7 +521,8 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     from suite.experiments import models as M
     from suite.experiments import scaling as S
 
-    classes = (bsc.TrackScaling, bsc.TrackScalingSlope, bsc.TrackGoodfellow, bsc.TrackControl)
+    classes = (bsc.TrackScaling, bsc.TrackScalingSlope, bsc.TrackGoodfellow, bsc.TrackControl,
+               bsc.TrackScalingRun)  # fmt: skip
     assert len({get_setup_cache_key(c.setup_cache) for c in classes}) == 1
     for c in classes:
         assert isinstance(c.version, str) and c.timeout >= bsc.scaling_results.timeout
@@ -562,3 +566,8 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     assert control.track_slope_low() <= control.track_slope() <= control.track_slope_high()
     assert abs(control.track_slope() + 0.5) < 0.05
     assert 0.8 < control.track_mean_distance_ratio() < 1.2
+    run = bsc.TrackScalingRun()
+    sizes = {q: run.track_value(results, q) for q in bsc.RUN_SIZE}
+    assert sizes["test_points"] == 32 and sizes["train_steps"] == 30 and sizes["train_batch"] == 32
+    assert sizes["bootstrap_resamples"] == 100 and sizes["largest_side"] == 32
+    assert sizes["seconds"] == round(results["seconds"], 1) > 0

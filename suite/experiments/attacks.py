@@ -23,6 +23,7 @@ the decision boundary, which for linear models is then exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -153,32 +154,56 @@ def _margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return _margin_of(model(x), y)
 
 
+def _split(model: nn.Module, use_stem: bool) -> tuple[nn.Module, nn.Module]:
+    """(stem, tail) with model(x) == tail(stem(x)) and stem affine: the model's own
+    ``affine_stem()`` where it has one and `use_stem`, else (identity, model)."""
+    split = getattr(model, "affine_stem", None) if use_stem else None
+    return split() if callable(split) else (nn.Identity(), model)
+
+
+def _along(
+    tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor, lift: torch.Tensor
+) -> Callable:
+    """margin_at(t (R,), rows (R,) or None for all) -> margins less ``lift`` (R,) at
+    lerp(z0, z1, t) of the stem's outputs z0, z1 (B, ...) at the ends of B segments: the stem
+    being affine, these are the stem's outputs at the same points of the segments in input
+    space."""
+
+    def at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        if rows is None:
+            return _margin(tail, torch.lerp(z0, z1, _per_sample(t, z0)), y) - lift
+        zt = torch.lerp(z0[rows], z1[rows], _per_sample(t, z0))
+        return _margin(tail, zt, y[rows]) - lift[rows]
+
+    return at
+
+
+def _search_boundary(
+    tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor,
+    f0: torch.Tensor, f1: torch.Tensor, tol: float,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``_boundary`` on the segments between stem outputs z0 and z1, margins f0 < 0 and f1 > 0
+    at their ends, aiming a little past the boundary: at the margin min(tol/4 |f0|, f1/2) rather
+    than 0, which a margin of rounding size could read either way. Returns (hi, margin - lift)."""
+    lift = torch.minimum(tol / 4 * f0.abs(), f1 / 2)
+    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol)
+
+
 def _boundary(
-    model: nn.Module,
-    x0: torch.Tensor,
-    x1: torch.Tensor,
-    y: torch.Tensor,
-    f0: torch.Tensor,
-    f1: torch.Tensor,
-    *,
-    tol: float,
-    max_evals: int = 12,
+    margin_at: Callable, f0: torch.Tensor, f1: torch.Tensor, *, tol: float, max_evals: int = 12
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hi, f(hi)) (B,): lerp(x0, x1, hi) flipped (margin f(hi) > 0) and lerp(x0, x1, hi (1 - tol))
-    not, given the margins f0 < 0 at x0 (t = 0) and f1 > 0 at x1 (t = 1).
+    """(hi, f(hi)) (B,): the point at t = hi of each segment flipped (margin f(hi) > 0) and the
+    point at hi (1 - tol) not, given ``margin_at`` (see ``_along``) and the margins f0 < 0 at
+    t = 0 and f1 > 0 at t = 1.
 
     One false-position step on the two ends, a second on the bracket it leaves, and that root
     checked at t (1 -+ tol / 2): where the margin is smooth along the segment (the usual case
-    after DeepFool) this brackets the crossing within tol in three forwards. Points are made by
-    ``torch.lerp``, one pass over the batch each.
+    after DeepFool) this brackets the crossing within tol in three evaluations.
     Samples it misses go on alone by the Illinois variant of false position."""
     lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
     flo, fhi = f0.clone(), f1.clone()
 
-    def at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        if rows is None:
-            return _margin(model, torch.lerp(x0, x1, _per_sample(t, x0)), y)
-        return _margin(model, torch.lerp(x0[rows], x1[rows], _per_sample(t, x0)), y[rows])
+    at = margin_at
 
     def root() -> torch.Tensor:
         width = hi - lo
@@ -225,6 +250,7 @@ def deepfool(
     refine: int = 1,
     tol: float = 1e-3,
     clamp: tuple[float, float] | None = None,
+    use_stem: bool = True,
     backend: str | None = None,
 ) -> Search:
     """Minimal L2 perturbation by DeepFool, then onto the boundary along its direction, then
@@ -238,6 +264,12 @@ def deepfool(
     after its own line search, where it is closer: on a curved boundary DeepFool's direction is
     not the shortest.
 
+    A model with ``affine_stem() -> (stem, tail)`` (``model(x) == tail(stem(x))``, stem affine;
+    see ``suite.experiments.models``) has its line searches run on the stem's outputs at the
+    segment's ends, which DeepFool's own forward passes already hold: a point of the search then
+    costs a pass of the tail only, not of the pixel-sized first layer. The reported points are
+    checked by one forward pass of the whole model.
+
     Args:
         model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
         max_iter: DeepFool iterations at most; samples stop as soon as their label flips.
@@ -245,28 +277,34 @@ def deepfool(
         refine: tangent-plane corrections after the first boundary point.
         tol: relative width of the final bracket along the direction.
         clamp: optional value range kept by every point.
+        use_stem: search through the model's affine stem where it has one (False: every point of
+            a line search is a forward pass of the whole model).
         backend: backend of the attack kernels.
 
     Returns:
-        ``Search``; each reported point flips the label and the point (1 - tol) of the way to it
-        along the same direction does not.
+        ``Search``; each reported point flips the label (checked) and the point (1 - tol) of the
+        way to it along the same direction does not.
     """
     op = "deepfool"
     _check(op, x, y)
+    stem, tail = _split(model, use_stem)
     x0 = x.detach().contiguous()
     xk = x0  # pgd_step writes new tensors: x0 is never modified
     active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     iterations = 0
-    first = last = None  # margins at x and at the final iterate, from the loop's own forwards
+    # margins and stem outputs at x and at the final iterate, from the loop's own forwards
+    first = last = z0 = z1 = None
     for _ in range(max_iter):
         xg = xk.detach().requires_grad_(True)
         with torch.enable_grad():
-            logits = model(xg)
+            z = stem(xg)
+            logits = tail(z)
         margin = _margin_of(logits.detach(), y)
-        first = margin if first is None else first
+        if first is None:
+            first, z0 = margin, z.detach()
         active &= ~(margin > 0)
         if not bool(active.any()):  # every label flipped: no gradient needed at this point
-            last = margin
+            last, z1 = margin, z.detach()
             break
         iterations += 1
         lin = _nearest(xg, logits, y)
@@ -274,20 +312,23 @@ def deepfool(
         step = torch.where(gnorm > 0, (lin.margin.abs() + 1e-6) / gnorm.clamp_min(TINY), 0.0)
         xk = kernels.pgd_step(xk, x0, lin.grad, step=(1 + overshoot) * step, eps=BIG,
                               norm="l2", clamp=clamp, active=active, backend=backend)  # fmt: skip
-    if first is None or last is None:  # max_iter ran out (or was 0): margins not known yet
-        f0 = _margin(model, x0, y) if first is None else first
-        f1 = _margin(model, xk, y)
-    else:
-        f0, f1 = first, last
+    with torch.no_grad():
+        if first is None:  # max_iter was 0
+            z0 = stem(x0)
+            first = _margin_of(tail(z0), y)
+        if last is None:  # max_iter ran out: the final iterate not evaluated yet
+            z1 = stem(xk)
+            last = _margin_of(tail(z1), y)
+    f0, f1 = first, last
     trivial = ~(f0 < 0)  # already misclassified at x: distance 0
     todo = (f1 > 0) & ~trivial
     one = torch.ones_like(f1)
     f0s = torch.where(todo, f0, -one)
-    hi, fhi = _boundary(model, x0, xk, y, f0s, torch.where(todo, f1, one), tol=tol)
+    hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol)
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
     x_adv = torch.lerp(x0, xk, _per_sample(t, x0))
-    dist = t * (xk - x0).flatten(1).norm(dim=1)
+    dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
     for _ in range(refine):
         lin = linearise(model, x_adv, y)
         g = lin.grad
@@ -296,11 +337,13 @@ def deepfool(
         end = torch.addcmul(x0, _per_sample(c, g), g)
         if clamp is not None:
             end.clamp_(*clamp)
-        f_end = _margin(model, end, y)
+        with torch.no_grad():
+            z_end = stem(end)
+            f_end = _margin_of(tail(z_end), y)
         usable = found & (c > 0) & (f_end > 0)
         if not bool(usable.any()):
             break
-        hi, fhi = _boundary(model, x0, end, y, f0s, torch.where(usable, f_end, one), tol=tol)
+        hi, fhi = _search_boundary(tail, z0, z_end, y, f0s, torch.where(usable, f_end, one), tol)
         cand_dist = hi * (end - x0).flatten(1).norm(dim=1)
         better = usable & (fhi > 0) & (cand_dist < dist)
         if not bool(better.any()):
@@ -309,7 +352,9 @@ def deepfool(
             _per_sample(better, x0), torch.lerp(x0, end, _per_sample(hi, x0)), x_adv
         )
         dist = torch.where(better, cand_dist, dist)
-    success = trivial | found
+    # the stem's outputs along a segment equal its outputs at the segment's points up to
+    # rounding: the points themselves are checked
+    success = trivial | (found & (_margin(model, x_adv, y) > 0))
     return _finish(x_adv, x0, success, iterations, backend)
 
 

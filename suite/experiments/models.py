@@ -16,6 +16,11 @@ rendered once when they fit ``MATERIALISE_BYTES`` and streamed from the seeded s
 
 A model whose test accuracy is below ``learned_threshold`` did not learn: the experiment reports
 its accuracy and does not attack it.
+
+The linear and MLP families split as ``model(x) == tail(stem(x))`` with ``stem`` affine in x
+(``affine_stem``): along a segment the stem's output is the same segment between its ends' outputs,
+so the attacks' line searches evaluate points of a segment without the pixel-sized first layer.
+The CNN has no such method: its first convolution's output is larger than the image.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class LinearClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.flatten(1) - 0.5)
 
+    def affine_stem(self) -> tuple[nn.Module, nn.Module]:
+        """(stem, tail): the whole map is affine."""
+        return _Stem(self.fc), nn.Identity()
+
     def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W (K, D), b (K,)) of logits = W x + b on the raw pixels."""
         w = self.fc.weight.detach()
@@ -78,6 +87,10 @@ class MLPClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1) - 0.5)
+
+    def affine_stem(self) -> tuple[nn.Module, nn.Module]:
+        """(stem, tail): the first linear layer, then tanh and the output layer."""
+        return _Stem(self.net[0]), self.net[1:]
 
 
 class CNNClassifier(nn.Module):
@@ -97,6 +110,19 @@ class CNNClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x - 0.5).mean(dim=(2, 3)))
+
+
+class _Stem(nn.Module):
+    """The centring and first linear layer of a classifier on flattened images, ``W (x - 1/2) +
+    b`` as ``W x + (b - W 1 / 2)``: (B, ...) -> (B, out_features), no centred copy of x."""
+
+    def __init__(self, layer: nn.Linear) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.layer.weight
+        return nn.functional.linear(x.flatten(1), w, self.layer.bias - 0.5 * w.sum(dim=1))
 
 
 def build(model: str, channels: int, side: int, classes: int) -> nn.Module:

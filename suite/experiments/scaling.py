@@ -111,14 +111,26 @@ def _median(t: torch.Tensor) -> float:
 
 
 def _point(
-    model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, backend: str | None
+    model: torch.nn.Module,
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    backend: str | None,
+    learned: float,
 ) -> dict[str, Any]:
     """Attack the correctly classified test points of one trained model; per-sample arrays and
-    per-side summaries."""
+    per-side summaries. A model below the test accuracy `learned`, or with fewer than
+    ``MIN_ATTACKED`` such points, is not attacked: its record says why ("skipped")."""
     keep = M.accuracy(model, x, y)
     xa, ya = x[keep], y[keep]
     out: dict[str, Any] = {"clean_accuracy": float(keep.double().mean()), "attacked": len(ya)}
+    if out["clean_accuracy"] < learned:
+        out["attacked"] = 0
+        out["skipped"] = f"did not learn: test accuracy {out['clean_accuracy']:.3f} < {learned:.2f}"
+        return out
     if len(ya) < MIN_ATTACKED:
+        out["attacked"] = 0
+        out["skipped"] = f"{len(ya)} correctly classified points, fewer than {MIN_ATTACKED}"
         return out
     lin = attacks.linearise(model, xa, ya)
     diag = attacks.diagnostics(lin)
@@ -230,17 +242,10 @@ def run(
                     trained = M.train(model_name, scenes, side, regime, training=cfg.training,
                                       seed=cfg.seed + side, device=device)  # fmt: skip
                     x, y = test[side]
-                    p = _point(trained.model, model_name, x, y, backend)
+                    p = _point(trained.model, model_name, x, y, backend,
+                               M.learned_threshold(cfg.classes))  # fmt: skip
                     p.update(train_samples=trained.train_samples,
                              train_accuracy=trained.train_accuracy)  # fmt: skip
-                    threshold = M.learned_threshold(cfg.classes)
-                    if p["clean_accuracy"] < threshold:
-                        p["skipped"] = (f"did not learn: test accuracy {p['clean_accuracy']:.3f}"
-                                        f" < {threshold:.2f}")  # fmt: skip
-                        for k in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
-                            p.pop(k, None)
-                    elif p["attacked"] < MIN_ATTACKED:
-                        p["skipped"] = f"{p['attacked']} correctly classified points"
                     points[key] = p
                     if "skipped" not in p:
                         by_side[side] = p
