@@ -3,8 +3,9 @@
 Sections: P(minimum) of random-matrix Hessians against d with Wilson 95% bars, the exact values
 and the reference curves, and the mean index fraction; the fitted decay rates; the index
 distribution beside Binomial(d, 1/2); the critical-point finder on the torus landscape against its
-exact answer; then every class of the module as generic sections (tables for the classes drawn
-here, plots and tables for any other).
+exact answer; P(minimum) of Gaussian random fields against d and of MLP losses against parameter
+count, with the searches' kept and rejected counts; then every class of the module as generic
+sections (tables for the classes drawn here, plots and tables for any other).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from reports.build import _plot, _png, benchmark_sections, html_table
+from reports.build import _plain, _plot, _png, benchmark_sections, html_table
 from reports.provenance import figure_note
 from reports.results import ResultSet
 from reports.science import elsewhere_text, get, interval, missing_text, wide
@@ -27,7 +29,9 @@ GOE_D2 = (2 - math.sqrt(2)) / 4  # exact P(minimum) of the 2x2 GOE
 GOE_THETA = math.log(3) / 4
 THETA = {"signs": ("ln 2 (exact)", math.log(2)), "goe": ("ln 3 / 4 (asymptotic)", GOE_THETA)}
 CLASSES = frozenset({"TrackRandomMatrix", "TrackRandomMatrixExact", "TrackDecayRate",
-                     "TrackTorusFinder", "TrackIndexDistribution"})  # fmt: skip
+                     "TrackTorusFinder", "TrackIndexDistribution", "TrackGaussianField",
+                     "TrackGaussianFieldSearch", "TrackGaussianFieldDecayRate",
+                     "TrackMLPCritical", "TrackMLPSearch", "TrackMLPIndexLoss"})  # fmt: skip
 SHOWN_DS = (2, 4, 8, 12, 24)  # the dimensions whose index distribution is drawn
 
 
@@ -183,8 +187,11 @@ def index_figure(data: pd.DataFrame, title: str) -> str:
         ax.set_xlabel("index / d (fraction of negative eigenvalues)")
         ax.set_ylabel("P(index)")
         ax.set_title(f"{model} · {machine}", fontsize=10)
-        ax.legend(fontsize=8, title="points: measured; lines: Binomial(d, 1/2)",
-                  title_fontsize=7)  # fmt: skip
+    # one legend for all panels (the colours are the same d in each), below them
+    labels = dict(zip(*reversed(axes[0][0].get_legend_handles_labels()), strict=True))
+    fig.legend(list(labels.values()), list(labels), loc="outside lower center", fontsize=8,
+               ncols=len(labels), title="points: measured; lines: Binomial(d, 1/2)",
+               title_fontsize=8)  # fmt: skip
     fig.suptitle(title, fontsize=11)
     return _png(fig)
 
@@ -233,7 +240,181 @@ def torus_section(results: ResultSet) -> dict:
     return section | {"items": ([{"kind": "text", "text": other}] if other else []) + items}
 
 
+def _pmin_points(ax: plt.Axes, x: np.ndarray, p: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 color: str) -> list[float]:  # fmt: skip
+    """P(minimum) with its interval as error bars, a hollow triangle at the upper end where no
+    minimum was among the points; returns the positive values that bound the y axis."""
+    pos = p > 0
+    ax.errorbar(x[pos], p[pos], yerr=[p[pos] - lo[pos], hi[pos] - p[pos]], fmt="o", ms=4,
+                color=color, capsize=2, lw=1)  # fmt: skip
+    ax.plot(x[~pos], hi[~pos], "v", color=color, mfc="none", ms=6)
+    return [v for v in (*lo[pos], *hi[~pos], *p[pos]) if v > 0]
+
+
+def landscapes_figure(field: pd.DataFrame, rate: pd.DataFrame, mlp: pd.DataFrame,
+                      mlp_search: pd.DataFrame, title: str) -> str:  # fmt: skip
+    """Per machine: the Gaussian field's P(minimum) against d beside 2^-d, the GOE reference
+    and its fitted exp(-theta d); the MLP loss's P(minimum) against parameter count, each point
+    labelled with the critical points kept and the starts rejected (a cross on the axis where
+    every start was rejected)."""
+    machines = sorted(set(field["machine"]) | set(mlp_search["machine"]) | set(mlp["machine"]))
+    fig, axes = plt.subplots(len(machines), 2, squeeze=False, layout="constrained",
+                             figsize=(11, 3.6 * len(machines) + 0.9))  # fmt: skip
+    for (ax, ax2), machine in zip(axes, machines, strict=True):
+        f = field[field["machine"] == machine].sort_values("d")
+        bounds: list[float] = []
+        if len(f):
+            d = f["d"].to_numpy(float)
+            bounds += _pmin_points(ax, d, *(get(f, k).to_numpy(float) for k in (
+                "p_minimum", "p_minimum_low", "p_minimum_high")), color="C2")  # fmt: skip
+            ds = np.arange(1, d.max() + 1)
+            ax.plot(ds, reference("signs", ds), color=MODEL_COLORS["signs"], ls="--", lw=1)
+            goe_d = ds[ds >= 2]
+            ax.plot(goe_d, reference("goe", goe_d), color=MODEL_COLORS["goe"], ls="--", lw=1)
+            r = rate[(rate["machine"] == machine) & (rate["power"] == 1)] if len(rate) else rate
+            theta = float(get(r, "decay_rate").iloc[0]) if len(r) else math.nan
+            pos = get(f, "p_minimum").to_numpy(float) > 0
+            if not math.isnan(theta) and pos.any():
+                # the fit's own anchor is not recorded: draw its slope through the points' centre
+                logs = np.log(get(f, "p_minimum").to_numpy(float)[pos]) + theta * d[pos]
+                c = np.exp(np.mean(logs))
+                ax.plot(ds, c * np.exp(-theta * ds), color="C2", ls=":", lw=1.2)
+            ax.set_xticks(ds)
+        ax.set_yscale("log")
+        if bounds:
+            ax.set_ylim(bottom=min(bounds) / 3, top=1.5)
+        ax.set_title(f"{machine} · Gaussian random field", fontsize=9)
+        ax.set_xlabel("dimension d", fontsize=8)
+        ax.set_ylabel("P(minimum) among critical points", fontsize=8)
+        m = mlp[mlp["machine"] == machine].sort_values("n_params")
+        srch = mlp_search[mlp_search["machine"] == machine].sort_values("n_params")
+        bounds = []
+        if len(m):
+            bounds += _pmin_points(ax2, m["n_params"].to_numpy(float), *(get(m, k).to_numpy(
+                float) for k in ("p_minimum", "p_minimum_low", "p_minimum_high")),
+                color="C4")  # fmt: skip
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        bottom = min([0.05, *bounds]) / 3
+        ax2.set_ylim(bottom=bottom, top=1.5)
+        # each label beside its marker: the point, the upper bound, or the cross on the axis
+        at = {
+            n: (p if p > 0 else hi)
+            for n, p, hi in zip(
+                m["n_params"], get(m, "p_minimum"), get(m, "p_minimum_high"), strict=True
+            )
+        }
+        for n, kept, rej in zip(srch["n_params"], get(srch, "found"), get(srch, "rejected"),
+                                strict=True):  # fmt: skip
+            y = at.get(n, math.nan)
+            if math.isnan(y):
+                if kept == 0:
+                    ax2.plot([n], [bottom * 1.3], "x", color="C4", ms=7, mew=1.5)
+                y = bottom * 1.3
+            ax2.annotate(f"{kept:.0f} kept\n{rej:.0f} rejected", (n, y), fontsize=7,
+                         textcoords="offset points", xytext=(6, 4))  # fmt: skip
+        ns = sorted(set(srch["n_params"]) | set(m["n_params"]))
+        if ns:
+            ax2.set_xticks(ns)
+            ax2.set_xticklabels([str(int(n)) for n in ns])
+            ax2.set_xlim(min(ns) / 1.6, max(ns) * 2.5)
+        ax2.xaxis.set_minor_formatter(NullFormatter())
+        ax2.yaxis.set_major_formatter(FuncFormatter(_plain))
+        ax2.yaxis.set_minor_formatter(NullFormatter())
+        ax2.set_title(f"{machine} · MLP loss (tanh, MSE)", fontsize=9)
+        ax2.set_xlabel("parameter count", fontsize=8)
+        ax2.set_ylabel("P(minimum) among critical points", fontsize=8)
+        for a in (ax, ax2):
+            a.tick_params(labelsize=8)
+            a.grid(True, which="both", alpha=0.25)
+    handles = [
+        Line2D([], [], color="C2", marker="o", label="Gaussian field (Wilson 95%)"),
+        Line2D([], [], color="C2", ls=":", label="field: fitted exp(-theta d)"),
+        Line2D([], [], color=MODEL_COLORS["signs"], ls="--", label="2^-d (independent signs)"),
+        Line2D([], [], color=MODEL_COLORS["goe"], ls="--", label="GOE reference"),
+        Line2D([], [], color="C4", marker="o", label="MLP loss (Wilson 95%)"),
+        Line2D([], [], color="C4", marker="x", ls="",
+               label="MLP: no start reached a critical point"),
+        Line2D([], [], color="0.3", marker="v", mfc="none", ls="",
+               label="no minimum among the points: 95% upper bound"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def landscapes_section(results: ResultSet) -> dict:
+    """Gaussian random fields against d and MLP losses against parameter count: P(minimum), the
+    points kept and the starts rejected by the gradient-norm threshold."""
+    section = {"id": "landscapes", "title": "Gaussian random fields and MLP losses",
+               "notes": [],
+               "text": "Critical points found by minimising ||grad f||² from many starts, kept "
+                       "only where the gradient norm is below the threshold (the table gives it "
+                       "and the starts rejected), classified by the Hessian's index. Left: "
+                       "random Fourier-feature fields in d dimensions beside 2^-d and the GOE. "
+                       "Right: the loss of a tanh MLP on fixed data against its parameter count; "
+                       "index by Lanczos on the HVP kernel, checked against the dense "
+                       "eigendecomposition."}  # fmt: skip
+    field = wide(results, MODULE, "TrackGaussianField")
+    field_search = wide(results, MODULE, "TrackGaussianFieldSearch")
+    rate = wide(results, MODULE, "TrackGaussianFieldDecayRate")
+    mlp = wide(results, MODULE, "TrackMLPCritical")
+    mlp_search = wide(results, MODULE, "TrackMLPSearch")
+    index_loss = wide(results, MODULE, "TrackMLPIndexLoss")
+    items: list[dict] = []
+    for frame, klass in ((field, "TrackGaussianField"), (mlp_search, "TrackMLPSearch")):
+        if frame.empty:
+            items.append({"kind": "text", "text": missing_text(results, MODULE, klass)})
+    if field.empty and mlp_search.empty:
+        return section | {"items": items}
+    frames = [f for f in (field, field_search, rate, mlp, mlp_search, index_loss) if len(f)]
+    long = pd.concat([_long(results, f) for f in frames])
+    title = "P(minimum) among critical points: Gaussian fields and MLP losses"
+    items.append(_plot(title, landscapes_figure(field, rate, mlp, mlp_search, title), shown=True,
+                       note=figure_note(results, long, MODULE)))  # fmt: skip
+    rows = []
+    for kind, dim, pts, srch in (("Gaussian field", "d", field, field_search),
+                                 ("MLP loss", "n_params", mlp, mlp_search)):  # fmt: skip
+        if srch.empty:
+            continue
+        t = srch.merge(pts, how="left", on=["machine", dim], suffixes=("", "_p"))
+        if kind == "MLP loss" and len(index_loss):
+            t = t.merge(index_loss[["machine", dim, "index_loss_correlation"]], how="left",
+                        on=["machine", dim])  # fmt: skip
+        rows.append(pd.DataFrame({
+            "machine": t["machine"], "landscape": kind,
+            "dimension": [f"{dim} = {v:g}" for v in t[dim]],
+            "kept": get(t, "found"), "rejected starts": get(t, "rejected"),
+            "threshold ||grad||": get(t, "grad_threshold"),
+            "P(minimum) [95%]": [interval(*v) for v in zip(get(t, "p_minimum"),
+                                 get(t, "p_minimum_low"), get(t, "p_minimum_high"), strict=True)],
+            "mean index / d": get(t, "mean_index_fraction"),
+            "mean loss": get(t, "mean_loss"),
+            "rho(index, loss)": get(t, "index_loss_correlation"),
+            "Lanczos = dense": get(t, "lanczos_dense_agreement"),
+        }))  # fmt: skip
+    if rows:
+        table = pd.concat(rows, ignore_index=True).dropna(axis=1, how="all")
+        items.append({"kind": "table", "html": html_table(table),
+                      "note": "kept: distinct critical points; rejected: starts whose gradient "
+                              "norm stayed above the threshold (flat regions or no convergence);"
+                              " rho: Spearman's rank correlation over the points."})  # fmt: skip
+    if len(rate):
+        rates = pd.DataFrame({
+            "machine": rate["machine"],
+            "fit": ["P ~ C exp(-theta d)" if p == 1 else "P ~ C exp(-theta d²)"
+                    for p in rate["power"]],
+            "fitted theta (field)": get(rate, "decay_rate"),
+            "reference": ["ln 2 (independent signs)" if p == 1 else "ln 3 / 4 (GOE, asymptotic)"
+                          for p in rate["power"]],
+            "reference theta": [THETA["signs" if p == 1 else "goe"][1] for p in rate["power"]],
+        })  # fmt: skip
+        items.append({"kind": "table", "html": html_table(rates)})
+    return section | {"items": items}
+
+
 def sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
     """Every section of the saddles page, then the module's classes (generic sections)."""
-    out = [random_matrix_section(results), index_section(results), torus_section(results)]
+    out = [random_matrix_section(results), index_section(results), torus_section(results),
+           landscapes_section(results)]  # fmt: skip
     return out + benchmark_sections(results, modules, tables_only=CLASSES)

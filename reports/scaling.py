@@ -33,7 +33,8 @@ VERDICT_COLORS = {"agrees": "#1b7f3b", "inconclusive": "#b08900", "disagrees": "
 MATCHES = {-1.0: "-1 (Goodfellow)", -0.5: "-1/2", 0.0: "0 (resolution-consistent)"}
 E2_QUANTITIES = {"median_linf": "minimal L-inf eps", "mean_abs_grad": "m = mean |w_i|",
                  "margin": "margin |f|", "eps_m_n": "eps * m * N"}  # fmt: skip
-CLASSES = frozenset({"TrackScaling", "TrackScalingSlope", "TrackGoodfellow", "TrackControl"})
+CLASSES = frozenset({"TrackScaling", "TrackScalingSlope", "TrackGoodfellow", "TrackControl",
+                     "TrackScalingRun"})  # fmt: skip
 
 
 def _ordered(values: pd.Series, order: tuple[str, ...]) -> list:
@@ -107,6 +108,37 @@ def norm_figure(data: pd.DataFrame, slopes: pd.DataFrame, title: str) -> str:
     return _png(fig)
 
 
+def run_size_text(results: ResultSet, machines: set[str]) -> str:
+    """'Run size: <machine>: 128 test points per side, ...' from ``TrackScalingRun``, for the
+    `machines` given; empty when none recorded it."""
+    run = wide(results, MODULE, "TrackScalingRun")
+    parts = []
+    for machine in sorted(machines):
+        sub = run[run["machine"] == machine] if len(run) else run
+        if sub.empty:
+            continue
+        v = dict(zip(sub["quantity"], get(sub, "value"), strict=True))
+
+        def n(key: str, v: dict = v) -> str:
+            x = v.get(key, math.nan)
+            return "?" if x != x else f"{x:g}"
+
+        parts.append(
+            f"{machine}: {n('test_points')} test points per side, training "
+            f"{n('train_steps')} steps of {n('train_batch')}, sides to "
+            f"{n('largest_side')}, {n('bootstrap_resamples')} bootstrap resamples, "
+            f"{n('control_samples')} control samples; the run took {n('seconds')} s"
+        )
+    return ("Run size: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _note(results: ResultSet, rows: pd.DataFrame) -> str:
+    """``figure_note`` and the run's size on the machines of `rows`."""
+    note = figure_note(results, rows, MODULE)
+    size = run_size_text(results, set(rows["machine"])) if len(rows) else ""
+    return f"{note} {size}".strip()
+
+
 def _by(df: pd.DataFrame, *cols: str) -> list[tuple[tuple, pd.DataFrame]]:
     """Groups in the order of appearance (``wide`` sorts in the suite's order)."""
     groups = df.groupby(list(cols), sort=False)
@@ -137,7 +169,7 @@ def norm_section(results: ResultSet) -> dict:
             slopes) else pd.DataFrame(columns=["family", "model", "reading"])  # fmt: skip
         title = f"{machine}: training regime '{regime}' (samples {_regime(regime)})"
         data_png = norm_figure(grp, fits, title)
-        note = figure_note(results, _long(results, grp), MODULE)
+        note = _note(results, _long(results, grp))
         items.append(_plot(title, data_png, shown=not items, note=note))
     if slopes.empty:
         items.insert(0, {"kind": "text", "text": "No fitted slopes (bands): " + missing_text(
@@ -226,7 +258,7 @@ def slope_section(results: ResultSet) -> dict:
     for (machine,), grp in _by(slopes, "machine"):
         title = f"{machine}: fitted slopes, 95% intervals, verdicts"
         items.append(_plot(title, slope_figure(grp, title), shown=len(items) < 2,
-                           note=figure_note(results, _long(results, grp), MODULE)))  # fmt: skip
+                           note=_note(results, _long(results, grp))))  # fmt: skip
     index = ["machine", "family", "model", "regime"]
     slopes["cell"] = [interval(s, lo, hi) for s, lo, hi in
                       zip(get(slopes, "slope"), get(slopes, "slope_low"),
@@ -241,7 +273,7 @@ def slope_section(results: ResultSet) -> dict:
     for word in VERDICT_COLORS:
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     items.append({"kind": "table", "html": html,
-                  "note": figure_note(results, _long(results, slopes), MODULE)})  # fmt: skip
+                  "note": _note(results, _long(results, slopes))})  # fmt: skip
     return section | {"items": items}
 
 
@@ -269,7 +301,7 @@ def skipped_section(results: ResultSet) -> dict:
         clean_accuracy=("value", lambda v: ", ".join(f"{x:.3f}" for x in v)),
     )
     return section | {"items": [{"kind": "table", "html": html_table(grouped.reset_index()),
-                                 "note": figure_note(results, skipped, MODULE)}]}  # fmt: skip
+                                 "note": _note(results, skipped)}]}  # fmt: skip
 
 
 def goodfellow_section(results: ResultSet) -> dict:
@@ -304,14 +336,14 @@ def goodfellow_section(results: ResultSet) -> dict:
             lambda v: "–" if math.isnan(v) else ("yes" if v >= 0.5 else "no")
         )
         items.append({"kind": "table", "html": html_table(table.reset_index()),
-                      "note": figure_note(results, _long(results, g), MODULE)})  # fmt: skip
+                      "note": _note(results, _long(results, g))})  # fmt: skip
     data = wide(results, MODULE, "TrackScaling")
     quantities = [q for q in E2_QUANTITIES if q in data]
     for (machine, regime), grp in _by(data, "machine", "regime") if quantities else []:
         title = f"{machine}: E2 quantities against side, regime '{regime}'"
         png = _quantity_figure(grp, quantities, title)
         items.append(_plot(title, png, shown=False,
-                           note=figure_note(results, _long(results, grp), MODULE)))  # fmt: skip
+                           note=_note(results, _long(results, grp))))  # fmt: skip
     return section | {"items": items}
 
 
@@ -364,7 +396,7 @@ def control_section(results: ResultSet) -> dict:
             {
                 "kind": "table",
                 "html": html_table(table),
-                "note": figure_note(results, _long(results, c), MODULE),
+                "note": _note(results, _long(results, c)),
             }
         ]
     }

@@ -16,6 +16,7 @@ from reports.build import _orders, _plain, _sorted, _why_empty
 from reports.results import ResultSet, split_name
 
 VERDICTS = {1: "agrees", 0: "inconclusive", -1: "disagrees"}
+MIN_RATIO = 10.0  # log y axes span at least this factor (``log_axes``)
 
 
 def class_names(results: ResultSet, module: str, klass: str) -> list[str]:
@@ -105,7 +106,8 @@ def get(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def log_axes(ax: plt.Axes, xs: list[float], base: int = 2) -> None:
-    """Log-log axes with plain tick labels at the measured `xs`."""
+    """Log-log axes with plain tick labels at the measured `xs`, the y axis at least a decade
+    (``MIN_RATIO``) tall. Call it after plotting: it reads the data's y limits."""
     ax.set_xscale("log", base=base)
     ax.set_yscale("log")
     ax.set_xticks(xs)
@@ -114,6 +116,12 @@ def log_axes(ax: plt.Axes, xs: list[float], base: int = 2) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
     lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < MIN_RATIO:
+        # a near-constant quantity on a narrow axis looks like a trend: show at least a decade
+        # about the data's geometric centre
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / math.sqrt(MIN_RATIO), mid * math.sqrt(MIN_RATIO)
+        ax.set_ylim(lo, hi)
     few = lo > 0 and math.log10(hi / lo) < 2.5  # few decades: label the 2s and 5s as well
     ax.yaxis.set_minor_formatter(FuncFormatter(_plain) if few else NullFormatter())
     ax.tick_params(which="both", labelsize=8)

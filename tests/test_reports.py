@@ -293,6 +293,10 @@ def scaling_benchmarks() -> dict[str, dict]:
                               "scaling-goodfellow-1")  # fmt: skip
     out["control"] = bench("bench_scaling.TrackControl.track_slope", {"norm": ["l2", "linf"]},
                            "slope", "scaling-control-1")  # fmt: skip
+    out["run"] = bench("bench_scaling.TrackScalingRun.track_value",
+                       {"quantity": ["test_points", "train_steps", "train_batch",
+                                     "bootstrap_resamples", "control_samples", "largest_side",
+                                     "seconds"]}, "count", "scaling-run-1")  # fmt: skip
     return out
 
 
@@ -338,10 +342,12 @@ def scaling_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
     for part, v in {"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4, "match": -0.5,
                     "match_in_interval": 1.0}.items():  # fmt: skip
         runs.append((b[f"g_{part}"], [v] * 72))
+    runs.append((b["run"], [128, 150, 64, 2000, 512, 128, 111.5]))
     return runs
 
 
 SADDLE_PARAMS = {"model": ["signs", "goe"], "d": list(range(1, 13))}
+MLP_PARAMS = {"n_params": [19, 67, 259]}
 
 
 def saddle_benchmarks() -> dict[str, dict]:
@@ -376,9 +382,21 @@ def saddle_benchmarks() -> dict[str, dict]:
     out["index"] = bench("bench_saddles.TrackIndexDistribution.track_probability",
                          {"model": ["signs", "goe"], "d": [2, 4], "index": [0, 1, 2, 3, 4]},
                          "probability", "saddles-index-distribution-1")  # fmt: skip
+    for m in ("p_minimum", "p_minimum_low", "p_minimum_high", "mean_index_fraction"):
+        out[f"f_{m}"] = bench(f"bench_saddles.TrackGaussianField.track_{m}", {"d": [1, 2, 3]},
+                              "probability", "saddles-gaussian-field-1")  # fmt: skip
+        out[f"m_{m}"] = bench(f"bench_saddles.TrackMLPCritical.track_{m}", MLP_PARAMS,
+                              "probability", "saddles-mlp-1")  # fmt: skip
+    for m in ("found", "rejected", "grad_threshold"):
+        out[f"fs_{m}"] = bench(f"bench_saddles.TrackGaussianFieldSearch.track_{m}",
+                               {"d": [1, 2, 3]}, "points", "saddles-field-search-1")  # fmt: skip
+        out[f"ms_{m}"] = bench(f"bench_saddles.TrackMLPSearch.track_{m}", MLP_PARAMS, "points",
+                               "saddles-mlp-search-1")  # fmt: skip
+    out["f_rate"] = bench("bench_saddles.TrackGaussianFieldDecayRate.track_decay_rate",
+                          {"power": [1, 2]}, "per d^power", "saddles-field-decay-1")  # fmt: skip
     # a class the page has no figure for: it still gets the generic section
-    out["field"] = bench("bench_saddles.TrackGaussianField.track_fraction_minima",
-                         {"d": [1, 2, 3, 4]}, "fraction", "saddles-field-1")  # fmt: skip
+    out["new"] = bench("bench_saddles.TrackNewLandscape.track_fraction_minima",
+                       {"d": [1, 2, 3, 4]}, "fraction", "saddles-new-1")  # fmt: skip
     return out  # fmt: skip
 
 
@@ -403,7 +421,19 @@ def saddle_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
             (b["t_exact_count"], [2, 8, 48, 96, 768]), (b["t_rejected"], [0, 1, 3, 7, 40]),
             (b["t_p_minimum"], [0.5, 0.25, 0.125, 0.0625, 0.03]),
             (b["index"], values(b["index"], lambda model, d, index: math.comb(d, index) / 2**d
-                                if index <= d else None))]  # fmt: skip
+                                if index <= d else None)),
+            # fields: 3 d; MLPs: 19 params 12 points, 67 params 3 points and no minimum, 259
+            # params every start rejected (its TrackMLPCritical skipped)
+            (b["f_p_minimum"], [0.5, 0.24, 0.11]), (b["f_p_minimum_low"], [0.45, 0.2, 0.08]),
+            (b["f_p_minimum_high"], [0.55, 0.29, 0.16]),
+            (b["f_mean_index_fraction"], [0.5, 0.5, 0.5]),
+            (b["fs_found"], [400, 300, 200]), (b["fs_rejected"], [250, 500, 650]),
+            (b["fs_grad_threshold"], [1e-8] * 3), (b["f_rate"], [0.84, 0.12]),
+            (b["m_p_minimum"], [0.75, 0.0, None]), (b["m_p_minimum_low"], [0.47, 0.0, None]),
+            (b["m_p_minimum_high"], [0.91, 0.56, None]),
+            (b["m_mean_index_fraction"], [0.016, 0.054, None]),
+            (b["ms_found"], [12, 3, 0]), (b["ms_rejected"], [0, 9, 12]),
+            (b["ms_grad_threshold"], [1e-6] * 3)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -416,11 +446,11 @@ def science_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_benchmarks(root, ALL[:-1] + list(sb.values()) + list(db.values()))
     runs = scaling_runs(sb) + saddle_runs(db)
     a = [(b, [None] * len(v) if "TorusFinder" in b["name"] else v) for b, v in runs]
-    a = [(b, v) for b, v in a if "GaussianField" not in b["name"]]
+    a = [(b, v) for b, v in a if "NewLandscape" not in b["name"]]
     write_run(root, "cpu-a", "b" * 40, 1_700_000_000_000, a + [(OPS, [1e-3] * 12)])
     g = [(b, v) for b, v in runs if "Goodfellow" in b["name"] or "saddles" in b["name"]]
     write_run(root, "gpu-b", "c" * 40, 1_700_000_100_000,
-              g + [(db["field"], [0.5, 0.2, 0.1, 0.04])],
+              g + [(db["new"], [0.5, 0.2, 0.1, 0.04])],
               versions={b["name"]: "old" for b in sb.values()})  # fmt: skip
     return root
 
@@ -456,6 +486,10 @@ def test_scaling_page(science_pages):
     # provenance under figures: machine, versions, sizes, seeds (or the suite's constants)
     assert "Ran on cpu-a: Xeon, CUDA 12.4, torch 2.5.0, triton 3.1.0 (commit bbbbbbbb)" in html
     assert "Measured: side 8..128 (5)" in html and "Benchmark version scaling-1" in html
+    assert (
+        "Run size: cpu-a: 128 test points per side, training 150 steps of 64, sides to 128, "
+        "2000 bootstrap resamples, 512 control samples; the run took 111.5 s"
+    ) in html
     # cnn in the 'fewer' regime did not learn: listed with its accuracy, not plotted
     skipped = html[html.index('id="skipped"') : html.index('id="goodfellow"')]
     assert "cnn" in skipped and "fewer" in skipped and "0.500, 0.500" in skipped
@@ -469,10 +503,20 @@ def test_scaling_page(science_pages):
 def test_saddles_page(science_pages):
     html = science_pages["saddles.html"]
     _self_contained(html)
-    # P(minimum) and index-distribution figures, and the generic figure of the unknown class
-    assert html.count('src="data:image/png;base64,') == 3
+    # P(minimum), index-distribution and landscapes figures (fields and MLPs: one per machine
+    # set), and the generic figure of the unknown class
+    assert html.count('src="data:image/png;base64,') == 4
     assert "Index distribution against d" in html
-    assert "bench_saddles.TrackGaussianField" in html and "track_fraction_minima" in html
+    assert "bench_saddles.TrackNewLandscape" in html and "track_fraction_minima" in html
+    land = html[html.index('id="landscapes"') : html.index('id="bench_saddles.')]
+    for text in ("Gaussian random fields and MLP losses", "<td>d = 3</td>",
+                 "<td>n_params = 259</td>", "0.11 [0.08, 0.16]", "0 [0, 0.56]",
+                 "ln 2 (independent signs)", "rejected starts"):  # fmt: skip
+        assert text in land, text
+    # 259 parameters: every start rejected, no P(minimum), the rejection still reported
+    row = land[land.index("<td>n_params = 259</td>") :].split("</tr>")[0]
+    assert '<td class="num">0</td>' in row and '<td class="num">12</td>' in row
+    assert "– [–, –]" in row
     from reports.provenance import suite_constants
 
     consts, seeds = suite_constants("bench_saddles")
@@ -487,7 +531,7 @@ def test_saddles_page(science_pages):
     ):
         assert text in html, text
     # the torus finder failed on cpu-a and ran on gpu-b: its table holds gpu-b only
-    torus = html[html.index('id="torus"') : html.index('id="bench_saddles.')]
+    torus = html[html.index('id="torus"') : html.index('id="landscapes"')]
     assert "gpu-b" in torus and "found / exact" in torus and "<td>cpu-a</td>" not in torus
     assert "TrackTorusFinder: no current result: failed on cpu-a" in torus
     assert "failed or did not run for 5 of 5" in html
@@ -564,3 +608,38 @@ def test_progress_lines():
     assert ours[2].startswith("bench: [2/3] bench_saddles.TrackTorusFinder.track_found "
                               "1/5 failed (1 left, ")  # fmt: skip
     assert len(ours) == 3
+
+
+def test_report_renders_in_a_browser(science_dir, tmp_path):
+    """Each page opened from the file system in headless Chromium, the network refused: every
+    image decodes, nothing is requested from elsewhere, nothing is logged as an error, and the
+    pictures are pages, not blanks."""
+    from reports import screenshot
+
+    try:
+        screenshot.find_browser()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    pytest.importorskip("playwright")
+    from matplotlib.image import imread
+
+    build(load([science_dir]), tmp_path / "html")
+    seen = screenshot.render(tmp_path / "html", tmp_path / "png", width=1000)
+    assert set(seen) == {"index.html", "kernels.html", "scaling.html", "saddles.html"}
+    assert seen == {name: [] for name in seen}
+    for name in seen:
+        img = imread(tmp_path / "png" / name.replace(".html", ".png"))
+        assert img.shape[1] == 1000 and img.shape[0] > 900
+        assert float(img[..., :3].std()) > 0.05  # text, tables and plots, not an empty page
+
+
+def test_screenshot_errors_name_what_is_missing(tmp_path, monkeypatch):
+    from reports import screenshot
+
+    with pytest.raises(FileNotFoundError, match=r"screenshot: expected \*\.html pages in"):
+        screenshot.render(tmp_path, tmp_path / "png")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("HDBENCH_CHROMIUM", raising=False)
+    with pytest.raises(FileNotFoundError, match="expected a Chromium on PATH"):
+        screenshot.find_browser()
+    assert screenshot.main(["--html", str(tmp_path)]) == 1
