@@ -385,6 +385,7 @@ def landscapes_section(results: ResultSet) -> dict:
             "machine": t["machine"], "landscape": kind,
             "dimension": [f"{dim} = {v:g}" for v in t[dim]],
             "kept": get(t, "found"), "rejected starts": get(t, "rejected"),
+            "rejected: gradient in flat directions": get(t, "rejected_flat_share"),
             "threshold ||grad||": get(t, "grad_threshold"),
             "P(minimum) [95%]": [interval(*v) for v in zip(get(t, "p_minimum"),
                                  get(t, "p_minimum_low"), get(t, "p_minimum_high"), strict=True)],
@@ -397,8 +398,12 @@ def landscapes_section(results: ResultSet) -> dict:
         table = pd.concat(rows, ignore_index=True).dropna(axis=1, how="all")
         items.append({"kind": "table", "html": html_table(table),
                       "note": "kept: distinct critical points; rejected: starts whose gradient "
-                              "norm stayed above the threshold (flat regions or no convergence);"
-                              " rho: Spearman's rank correlation over the points."})  # fmt: skip
+                              "norm stayed above the threshold; gradient in flat directions: the "
+                              "median share of a rejected start's final gradient along Hessian "
+                              "eigenvectors of curvature below 1e-3 of the largest (near 1: "
+                              "stalled in a gradient-flat region, where Newton steps cannot "
+                              "remove it; near 0: not converged); rho: Spearman's rank "
+                              "correlation over the points."})  # fmt: skip
     if len(rate):
         rates = pd.DataFrame({
             "machine": rate["machine"],

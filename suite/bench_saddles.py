@@ -282,6 +282,11 @@ def field_cache() -> dict[Any, dict[str, Any]]:
 field_cache.timeout = 900
 
 
+def _median(t: torch.Tensor | None) -> float:
+    """The median of a (n,) tensor; NaN when empty."""
+    return float(t.double().median()) if t is not None and t.numel() else math.nan
+
+
 def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
     out: dict[Any, dict[str, Any]] = {}
     for d in field_ds(dev):
@@ -295,6 +300,7 @@ def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
         out[d] = {
             "found": n,
             "rejected": census.points.rejected,
+            "rejected_flat_share": _median(census.points.flat_share),
             "outside": census.outside,
             "threshold": census.points.threshold,
             "p_min": p.value if p else math.nan,
@@ -349,11 +355,13 @@ class TrackGaussianField:
 
 class TrackGaussianFieldSearch:
     """The search behind ``TrackGaussianField``: distinct critical points found in the box, starts
-    rejected (gradient norm above the threshold at the end), and the threshold."""
+    rejected (gradient norm above the threshold at the end), the threshold, and the median share
+    of a rejected start's final gradient along near-flat Hessian directions (near 1: stalled in
+    a gradient-flat region; near 0: not converged)."""
 
     params = (list(FIELD_DS),)
     param_names = ("d",)
-    version = "saddles-gaussian-field-search-1"
+    version = "saddles-gaussian-field-search-2"
     timeout = 900
     setup_cache = staticmethod(field_cache)
 
@@ -375,6 +383,13 @@ class TrackGaussianFieldSearch:
         return self.s["threshold"]
 
     track_grad_threshold.unit = "gradient norm"
+
+    def track_rejected_flat_share(self, stats: dict, d: int) -> float:
+        if not self.s["rejected"]:
+            common.skip_in_benchmark("no start was rejected")
+        return self.s["rejected_flat_share"]
+
+    track_rejected_flat_share.unit = "fraction"
 
 
 def _require_field_d(stats: dict, d: int) -> None:
@@ -431,6 +446,7 @@ def _mlp_stats(n_params: int, dev: str) -> dict[str, float]:
     return {
         "found": n,
         "rejected": run.rejected,
+        "rejected_flat_share": _median(run.rejected_flat_share),
         "threshold": run.threshold,
         "p_min": p.value if p else math.nan,
         "low": p.low if p else math.nan,
@@ -517,11 +533,13 @@ class TrackMLPIndexLoss:
 
 class TrackMLPSearch:
     """The search behind ``TrackMLPCritical``: distinct critical points kept, starts rejected
-    (gradient norm above the threshold: flat regions or no convergence), and the threshold."""
+    (gradient norm above the threshold: flat regions or no convergence), the threshold, and the
+    median share of a rejected start's final gradient along near-flat Hessian directions (near
+    1: stalled in a gradient-flat region; near 0: not converged)."""
 
     params = (list(MLP_SIZES),)
     param_names = ("n_params",)
-    version = "saddles-mlp-search-1"
+    version = "saddles-mlp-search-2"
     timeout = 900
     setup_cache = staticmethod(mlp_cache)
 
@@ -543,6 +561,13 @@ class TrackMLPSearch:
         return self.s["threshold"]
 
     track_grad_threshold.unit = "gradient norm"
+
+    def track_rejected_flat_share(self, stats: dict, n_params: int) -> float:
+        if not self.s["rejected"]:
+            common.skip_in_benchmark("no start was rejected")
+        return self.s["rejected_flat_share"]
+
+    track_rejected_flat_share.unit = "fraction"
 
 
 def _require_mlp_size(stats: dict, n_params: int) -> None:

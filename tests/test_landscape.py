@@ -102,3 +102,32 @@ def test_a_point_with_a_large_gradient_is_never_counted():
 def test_bad_arguments_are_refused(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_rejected_starts_say_whether_they_stalled_in_a_flat_region():
+    # f(x, y) = y^2 / 2 + 1e-3 x slopes along x, where it has no curvature: minimising ||grad||^2
+    # stalls at y = 0 with the whole gradient (1e-3, 0) in the flat direction. f = (x^2 + y^2)/2
+    # with no step taken: rejected while its gradient lies where the curvature is largest.
+    slope = L.Landscape(
+        d=2,
+        value=lambda x: x[:, 1] ** 2 / 2 + 1e-3 * x[:, 0],
+        grad=lambda x: torch.stack([torch.full_like(x[:, 0], 1e-3), x[:, 1]], dim=1),
+        hessian=lambda x: torch.diag(torch.tensor([0.0, 1.0], dtype=x.dtype)).expand(
+            x.shape[0], 2, 2),
+        period=None,
+    )  # fmt: skip
+    starts = torch.tensor([[0.3, 2.0], [-1.0, -0.5]], dtype=torch.float64)
+    stalled = L.find_critical_points(slope, starts, steps=30, threshold=1e-6)
+    assert stalled.rejected == 2 and stalled.points.shape[0] == 0
+    torch.testing.assert_close(stalled.flat_share, torch.ones(2, dtype=torch.float64))
+    bowl = L.Landscape(
+        d=2,
+        value=lambda x: (x**2).sum(dim=1) / 2,
+        grad=lambda x: x,
+        hessian=lambda x: torch.eye(2, dtype=x.dtype).expand(x.shape[0], 2, 2),
+        period=None,
+    )
+    unconverged = L.find_critical_points(bowl, starts, steps=0, threshold=1e-6)
+    assert unconverged.rejected == 2
+    torch.testing.assert_close(unconverged.flat_share, torch.zeros(2, dtype=torch.float64))
+    assert L.find_critical_points(bowl, starts, steps=5).flat_share.numel() == 0

@@ -234,6 +234,8 @@ def test_field_and_mlp_benchmarks_track_the_run(monkeypatch: pytest.MonkeyPatch)
     search.setup(stats, 2)
     assert search.track_found(stats, 2) >= 3
     assert search.track_grad_threshold(stats, 2) == 1e-8
+    if search.track_rejected(stats, 2):
+        assert 0 <= search.track_rejected_flat_share(stats, 2) <= 1
     for cls in (bs.TrackGaussianField, bs.TrackGaussianFieldSearch):
         with pytest.raises(NotImplementedError, match="GPU only"):
             cls().setup(stats, 9)
@@ -262,3 +264,10 @@ def test_field_and_mlp_benchmarks_track_the_run(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(NotImplementedError, match="fewer than three"):
         bs.TrackMLPIndexLoss().setup(mlp, 19)
     search.setup(mlp, 19)  # the search numbers stay: all rejected is a result
+    mlp[19]["rejected"], mlp[19]["rejected_flat_share"] = 4, 0.9
+    assert search.track_rejected_flat_share(mlp, 19) == 0.9
+    mlp[19]["rejected"] = 0
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+
+    with pytest.raises(SkipNotImplemented, match="no start was rejected"):
+        search.track_rejected_flat_share(mlp, 19)

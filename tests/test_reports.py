@@ -387,7 +387,7 @@ def saddle_benchmarks() -> dict[str, dict]:
                               "probability", "saddles-gaussian-field-1")  # fmt: skip
         out[f"m_{m}"] = bench(f"bench_saddles.TrackMLPCritical.track_{m}", MLP_PARAMS,
                               "probability", "saddles-mlp-1")  # fmt: skip
-    for m in ("found", "rejected", "grad_threshold"):
+    for m in ("found", "rejected", "grad_threshold", "rejected_flat_share"):
         out[f"fs_{m}"] = bench(f"bench_saddles.TrackGaussianFieldSearch.track_{m}",
                                {"d": [1, 2, 3]}, "points", "saddles-field-search-1")  # fmt: skip
         out[f"ms_{m}"] = bench(f"bench_saddles.TrackMLPSearch.track_{m}", MLP_PARAMS, "points",
@@ -433,7 +433,8 @@ def saddle_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
             (b["m_p_minimum_high"], [0.91, 0.56, None]),
             (b["m_mean_index_fraction"], [0.016, 0.054, None]),
             (b["ms_found"], [12, 3, 0]), (b["ms_rejected"], [0, 9, 12]),
-            (b["ms_grad_threshold"], [1e-6] * 3)]  # fmt: skip
+            (b["ms_grad_threshold"], [1e-6] * 3), (b["fs_rejected_flat_share"], [0.1, 0.2, 0.3]),
+            (b["ms_rejected_flat_share"], [None, 0.6, 0.97])]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -516,6 +517,7 @@ def test_saddles_page(science_pages):
     # 259 parameters: every start rejected, no P(minimum), the rejection still reported
     row = land[land.index("<td>n_params = 259</td>") :].split("</tr>")[0]
     assert '<td class="num">0</td>' in row and '<td class="num">12</td>' in row
+    assert '<td class="num">0.97</td>' in row  # its rejected starts stalled in flat regions
     assert "– [–, –]" in row
     from reports.provenance import suite_constants
 

@@ -153,15 +153,24 @@ def torus_critical_points(a: torch.Tensor, phi: torch.Tensor) -> tuple[torch.Ten
     return points, negative.sum(dim=1)
 
 
+# curvature below this fraction of the largest |eigenvalue| counts as flat (``flat_share``)
+FLAT_CURVATURE = 1e-3
+
+
 class CriticalPoints(NamedTuple):
     """Points found (m, d), their gradient norms and indices, and how many of the starts
-    converged elsewhere than a critical point (gradient norm above the threshold)."""
+    converged elsewhere than a critical point (gradient norm above the threshold); for each of
+    those, ``flat_share`` (rejected,): the share of its final gradient's norm along Hessian
+    eigenvectors of curvature below ``FLAT_CURVATURE`` times the largest. Near 1 the start
+    stalled in a gradient-flat region (the gradient lies where the landscape does not curve, so
+    Newton steps cannot remove it); near 0 it had simply not converged."""
 
     points: torch.Tensor
     grad_norm: torch.Tensor
     index: torch.Tensor
     rejected: int
     threshold: float
+    flat_share: torch.Tensor | None = None
 
 
 def find_critical_points(
@@ -199,16 +208,27 @@ def find_critical_points(
         lam = torch.where(better[:, None, None], lam / 3, lam * 4).clamp(1e-12, 1e6)
     if f.period is not None:
         x = torch.remainder(x, f.period)
-    g_norm = f.grad(x).norm(dim=1)
+    g = f.grad(x)
+    g_norm = g.norm(dim=1)
     ok = g_norm <= threshold
     kept, kept_norm = x[ok], g_norm[ok]
+    flat = flat_share(f.hessian(x[~ok]), g[~ok]) if bool((~ok).any()) else g_norm.new_zeros(0)
     unique = _first_of_each_cluster(kept, merge, f.period)
     pts = kept[unique]
     if pts.shape[0]:
         index = (torch.linalg.eigvalsh(f.hessian(pts)) < -tol).sum(dim=1)
     else:
         index = torch.zeros(0, dtype=torch.long, device=pts.device)
-    return CriticalPoints(pts, kept_norm[unique], index.long(), int((~ok).sum()), threshold)
+    return CriticalPoints(pts, kept_norm[unique], index.long(), int((~ok).sum()), threshold, flat)
+
+
+def flat_share(hessian: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """(n,): the share of each gradient's norm (n, d) along the eigenvectors of its Hessian
+    (n, d, d) whose |eigenvalue| is below ``FLAT_CURVATURE`` times the largest."""
+    lam, vec = torch.linalg.eigh(hessian)
+    along = (vec.transpose(1, 2) @ grad[..., None])[..., 0]  # the gradient in the eigenbasis
+    flat = lam.abs() <= FLAT_CURVATURE * lam.abs().amax(dim=1, keepdim=True)
+    return (along.pow(2) * flat).sum(dim=1).sqrt() / along.norm(dim=1).clamp_min(1e-300)
 
 
 def _first_of_each_cluster(
@@ -340,6 +360,6 @@ def field_census(
     inside = ((found.points >= 0) & (found.points <= box)).all(dim=1)
     kept = CriticalPoints(
         found.points[inside], found.grad_norm[inside], found.index[inside], found.rejected,
-        found.threshold,
+        found.threshold, found.flat_share,
     )  # fmt: skip
     return Census(kept, int((~inside).sum()))

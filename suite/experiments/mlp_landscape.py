@@ -11,7 +11,8 @@ Pipeline, for S starts at once:
    Hessians of all S starts by ``kernels.mlp_hvp`` on the identity (one k-batched product each).
    A start counts as a critical point only if its final ||grad L|| is at most ``threshold``
    (``GRAD_THRESHOLD``); the others are rejected and counted: they stopped in flat regions where
-   ||grad L||^2 has a positive local minimum, or had not converged.
+   ||grad L||^2 has a positive local minimum, or had not converged. For each, the share of its
+   final gradient along near-flat Hessian directions (``landscape.flat_share``) tells which.
 3. Index: the Hessian's spectrum at each point by Lanczos on ``kernels.mlp_hvp``
    (``spectral.mlp_index``): a point is a minimum when the smallest Ritz value is at least
    ``-tol``; its index fraction is the stochastic-Lanczos-quadrature estimate of the fraction of
@@ -204,6 +205,7 @@ class MLPCritical(NamedTuple):
     rejected: int
     threshold: float
     tol: float
+    rejected_flat_share: torch.Tensor  # (rejected,) see ``landscape.CriticalPoints``
 
 
 def mlp_critical_points(
@@ -264,6 +266,7 @@ def mlp_critical_points(
         rejected=found.rejected,
         threshold=threshold,
         tol=tol,
+        rejected_flat_share=found.flat_share.cpu(),
     )
 
 
