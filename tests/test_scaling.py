@@ -142,6 +142,20 @@ def test_affine_stem_splits_the_model_and_is_affine(family):
     assert not hasattr(M.build("cnn", 3, 5, 4), "affine_stem")
 
 
+@pytest.mark.parametrize("max_iter", [0, 50])
+def test_deepfool_leaves_its_inputs_alone(max_iter):
+    # the search writes its own buffers in place; never the caller's
+    model = _mlp(3 * 5 * 6, seed=5)
+    x = torch.rand(10, 3, 5, 6)
+    y = _labelled(model, x)
+    before = x.clone()
+    res = attacks.deepfool(model, x, y, max_iter=max_iter, refine=1, clamp=(0.0, 1.0))
+    assert torch.equal(x, before)
+    assert res.x_adv.data_ptr() != x.data_ptr()
+    if max_iter == 0:  # no step taken: nothing found, the clean points returned
+        assert not res.success.any() and torch.equal(res.x_adv, x)
+
+
 def test_deepfool_keeps_the_clamp_range():
     model = _mlp(64, seed=2)
     x = torch.rand(12, 1, 8, 8)

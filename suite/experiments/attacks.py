@@ -327,14 +327,21 @@ def deepfool(
     hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol)
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
-    x_adv = torch.lerp(x0, xk, _per_sample(t, x0))
+    # big tensors are few and written in place where they are ours: a fresh (B, ...) buffer
+    # per step costs page faults that, at these sizes, rival the arithmetic
     dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
+    if xk is x0:  # no step was taken
+        x_adv = x0.clone()
+    else:  # xk came from pgd_step: ours to overwrite
+        x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)
     for _ in range(refine):
         lin = linearise(model, x_adv, y)
-        g = lin.grad
-        gg = g.flatten(1).pow(2).sum(dim=1).clamp_min(TINY)
-        c = (((g * (x_adv - x0)).flatten(1).sum(dim=1) - lin.margin) / gg) * (1 + overshoot)
-        end = torch.addcmul(x0, _per_sample(c, g), g)
+        g = lin.grad.flatten(1)
+        gg = g.pow(2).sum(dim=1).clamp_min(TINY)
+        work = torch.sub(x_adv, x0).flatten(1)  # x_adv - x0, then the correction's end point
+        along = torch.bmm(g[:, None, :], work[:, :, None])[:, 0, 0]  # <g, x_adv - x0>
+        c = ((along - lin.margin) / gg) * (1 + overshoot)
+        end = torch.addcmul(x0.flatten(1), c[:, None], g, out=work).view_as(x0)
         if clamp is not None:
             end.clamp_(*clamp)
         with torch.no_grad():
@@ -344,13 +351,12 @@ def deepfool(
         if not bool(usable.any()):
             break
         hi, fhi = _search_boundary(tail, z0, z_end, y, f0s, torch.where(usable, f_end, one), tol)
-        cand_dist = hi * (end - x0).flatten(1).norm(dim=1)
+        cand_dist = hi * torch.sub(end.flatten(1), x0.flatten(1), out=g).norm(dim=1)
         better = usable & (fhi > 0) & (cand_dist < dist)
         if not bool(better.any()):
             break
-        x_adv = torch.where(
-            _per_sample(better, x0), torch.lerp(x0, end, _per_sample(hi, x0)), x_adv
-        )
+        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
+        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
         dist = torch.where(better, cand_dist, dist)
     # the stem's outputs along a segment equal its outputs at the segment's points up to
     # rounding: the points themselves are checked
