@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from reports.build import _plain, _plot, _png, benchmark_sections, html_table
 from reports.provenance import figure_note
 from reports.results import ResultSet
-from reports.science import elsewhere_text, get, interval, missing_text, wide
+from reports.science import elsewhere_text, get, interval, long_rows, missing_item, wide
 
 MODULE = "bench_saddles"
 MODEL_COLORS = {"signs": "C0", "goe": "C3"}
@@ -43,6 +43,17 @@ def reference(model: str, d: np.ndarray) -> np.ndarray:
     return 2.0**-d
 
 
+def _pmin_points(ax: plt.Axes, x: np.ndarray, p: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 color: str) -> list[float]:  # fmt: skip
+    """P(minimum) with its interval as error bars, a hollow triangle at the upper end where no
+    minimum was among the points; returns the positive values that bound the y axis."""
+    pos = p > 0
+    ax.errorbar(x[pos], p[pos], yerr=[p[pos] - lo[pos], hi[pos] - p[pos]], fmt="o", ms=4,
+                color=color, capsize=2, lw=1)  # fmt: skip
+    ax.plot(x[~pos], hi[~pos], "v", color=color, mfc="none", ms=6)
+    return [v for v in (*lo[pos], *hi[~pos], *p[pos]) if v > 0]
+
+
 def pmin_figure(data: pd.DataFrame, exact: pd.DataFrame, title: str) -> str:
     """P(minimum) (log) and the mean index fraction against d, one row per machine."""
     machines = sorted(data["machine"].unique())
@@ -61,12 +72,7 @@ def pmin_figure(data: pd.DataFrame, exact: pd.DataFrame, title: str) -> str:
             d = m["d"].to_numpy(float)
             p, lo, hi = (get(m, k).to_numpy(float) for k in ("p_minimum", "p_minimum_low",
                                                               "p_minimum_high"))  # fmt: skip
-            pos = p > 0
-            ax.errorbar(d[pos], p[pos], yerr=[p[pos] - lo[pos], hi[pos] - p[pos]], fmt="o",
-                        ms=4, color=color, capsize=2, lw=1)  # fmt: skip
-            # no minimum in any trial: the interval's upper end, pointing down
-            ax.plot(d[~pos], hi[~pos], "v", color=color, mfc="none", ms=6)
-            floor += list(lo[pos & (lo > 0)]) + list(hi[~pos])
+            floor += _pmin_points(ax, d, p, lo, hi, color)
             ref_d = ds_all[ds_all >= (2 if model == "goe" else 1)]
             ax.plot(ref_d, reference(model, ref_d), color=color, ls="--", lw=1)
             ex = exact[(exact["machine"] == machine) & (exact["model"] == model)] if len(
@@ -105,11 +111,6 @@ def pmin_figure(data: pd.DataFrame, exact: pd.DataFrame, title: str) -> str:
     return _png(fig)
 
 
-def _long(results: ResultSet, df: pd.DataFrame) -> pd.DataFrame:
-    cur = results.current()
-    return cur[cur["benchmark"].isin(set(df["benchmark"])) & cur["machine"].isin(df["machine"])]
-
-
 def random_matrix_section(results: ResultSet) -> dict:
     """P(minimum) and the index against d, with the exact values and the reference curves."""
     section = {"id": "random-matrix", "title": "Random-matrix Hessians: P(minimum) against d",
@@ -122,14 +123,13 @@ def random_matrix_section(results: ResultSet) -> dict:
     data = wide(results, MODULE, "TrackRandomMatrix")
     exact = wide(results, MODULE, "TrackRandomMatrixExact")
     if data.empty:
-        items = [{"kind": "text", "text": missing_text(results, MODULE, "TrackRandomMatrix")}]
+        items = [missing_item(results, MODULE, "TrackRandomMatrix")]
         return section | {"items": items}
     items = []
     if exact.empty:
-        items.append({"kind": "text", "text": "Exact values: " + missing_text(
-            results, MODULE, "TrackRandomMatrixExact")})  # fmt: skip
+        items.append(missing_item(results, MODULE, "TrackRandomMatrixExact", "Exact values: "))
     title = "P(minimum) and mean index fraction against dimension d"
-    both = pd.concat([_long(results, data), _long(results, exact)])
+    both = pd.concat([long_rows(results, data), long_rows(results, exact)])
     items.append(_plot(title, pmin_figure(data, exact, title), shown=True,
                        note=figure_note(results, both, MODULE)))  # fmt: skip
     table = data.assign(**{
@@ -150,8 +150,7 @@ def random_matrix_section(results: ResultSet) -> dict:
                   "html": html_table(table)})  # fmt: skip
     rate = wide(results, MODULE, "TrackDecayRate")
     if rate.empty:
-        items.append({"kind": "text", "text": "Decay rates: " + missing_text(
-            results, MODULE, "TrackDecayRate")})  # fmt: skip
+        items.append(missing_item(results, MODULE, "TrackDecayRate", "Decay rates: "))
     else:
         rates = pd.DataFrame({
             "machine": rate["machine"], "model": rate["model"],
@@ -162,7 +161,7 @@ def random_matrix_section(results: ResultSet) -> dict:
             "reference theta": [THETA.get(m, ("–", math.nan))[1] for m in rate["model"]],
         })  # fmt: skip
         items.append({"kind": "table", "html": html_table(rates),
-                      "note": figure_note(results, _long(results, rate), MODULE)})  # fmt: skip
+                      "note": figure_note(results, long_rows(results, rate), MODULE)})  # fmt: skip
     return section | {"items": items}
 
 
@@ -207,11 +206,11 @@ def index_section(results: ResultSet) -> dict:
                        "log axis."}  # fmt: skip
     data = wide(results, MODULE, "TrackIndexDistribution")
     if data.empty:
-        items = [{"kind": "text", "text": missing_text(results, MODULE, "TrackIndexDistribution")}]
+        items = [missing_item(results, MODULE, "TrackIndexDistribution")]
         return section | {"items": items}
     title = "Index distribution of random Hessians"
     items = [_plot(title, index_figure(data, title), shown=True,
-                   note=figure_note(results, _long(results, data), MODULE))]  # fmt: skip
+                   note=figure_note(results, long_rows(results, data), MODULE))]  # fmt: skip
     return section | {"items": items}
 
 
@@ -225,8 +224,7 @@ def torus_section(results: ResultSet) -> dict:
                        "the threshold (flat regions, not critical points)."}  # fmt: skip
     t = wide(results, MODULE, "TrackTorusFinder")
     if t.empty:
-        return section | {"items": [{"kind": "text", "text": missing_text(
-            results, MODULE, "TrackTorusFinder")}]}  # fmt: skip
+        return section | {"items": [missing_item(results, MODULE, "TrackTorusFinder")]}
     found, exact = get(t, "found"), get(t, "exact_count")
     table = pd.DataFrame({
         "machine": t["machine"], "d": t["d"], "found": found, "exact count": exact,
@@ -235,20 +233,9 @@ def torus_section(results: ResultSet) -> dict:
         "exact 2^-d": [2.0 ** -float(d) for d in t["d"]],
     })  # fmt: skip
     items = [{"kind": "table", "html": html_table(table),
-              "note": figure_note(results, _long(results, t), MODULE)}]  # fmt: skip
+              "note": figure_note(results, long_rows(results, t), MODULE)}]  # fmt: skip
     other = elsewhere_text(results, MODULE, "TrackTorusFinder", set(t["machine"]))
     return section | {"items": ([{"kind": "text", "text": other}] if other else []) + items}
-
-
-def _pmin_points(ax: plt.Axes, x: np.ndarray, p: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 color: str) -> list[float]:  # fmt: skip
-    """P(minimum) with its interval as error bars, a hollow triangle at the upper end where no
-    minimum was among the points; returns the positive values that bound the y axis."""
-    pos = p > 0
-    ax.errorbar(x[pos], p[pos], yerr=[p[pos] - lo[pos], hi[pos] - p[pos]], fmt="o", ms=4,
-                color=color, capsize=2, lw=1)  # fmt: skip
-    ax.plot(x[~pos], hi[~pos], "v", color=color, mfc="none", ms=6)
-    return [v for v in (*lo[pos], *hi[~pos], *p[pos]) if v > 0]
 
 
 def landscapes_figure(field: pd.DataFrame, rate: pd.DataFrame, mlp: pd.DataFrame,
@@ -364,11 +351,11 @@ def landscapes_section(results: ResultSet) -> dict:
     items: list[dict] = []
     for frame, klass in ((field, "TrackGaussianField"), (mlp_search, "TrackMLPSearch")):
         if frame.empty:
-            items.append({"kind": "text", "text": missing_text(results, MODULE, klass)})
+            items.append(missing_item(results, MODULE, klass))
     if field.empty and mlp_search.empty:
         return section | {"items": items}
     frames = [f for f in (field, field_search, rate, mlp, mlp_search, index_loss) if len(f)]
-    long = pd.concat([_long(results, f) for f in frames])
+    long = pd.concat([long_rows(results, f) for f in frames])
     title = "P(minimum) among critical points: Gaussian fields and MLP losses"
     items.append(_plot(title, landscapes_figure(field, rate, mlp, mlp_search, title), shown=True,
                        note=figure_note(results, long, MODULE)))  # fmt: skip

@@ -20,7 +20,15 @@ from matplotlib.patches import Patch
 from reports.build import _plot, _png, benchmark_sections, html_table
 from reports.provenance import figure_note
 from reports.results import ResultSet
-from reports.science import get, interval, log_axes, missing_text, verdict_text, wide
+from reports.science import (
+    get,
+    interval,
+    log_axes,
+    long_rows,
+    missing_item,
+    verdict_text,
+    wide,
+)
 
 MODULE = "bench_scaling"
 PREDICTED = -0.5
@@ -157,8 +165,7 @@ def norm_section(results: ResultSet) -> dict:
                        "smallest side."}  # fmt: skip
     data = wide(results, MODULE, "TrackScaling")
     if data.empty:
-        return section | {"items": [{"kind": "text", "text": missing_text(
-            results, MODULE, "TrackScaling")}]}  # fmt: skip
+        return section | {"items": [missing_item(results, MODULE, "TrackScaling")]}
     slopes = wide(results, MODULE, "TrackScalingSlope")
     items = []
     if not any(n in data and data[n].notna().any() for n in NORMS):
@@ -169,22 +176,17 @@ def norm_section(results: ResultSet) -> dict:
             slopes) else pd.DataFrame(columns=["family", "model", "reading"])  # fmt: skip
         title = f"{machine}: training regime '{regime}' (samples {_regime(regime)})"
         data_png = norm_figure(grp, fits, title)
-        note = _note(results, _long(results, grp))
+        note = _note(results, long_rows(results, grp))
         items.append(_plot(title, data_png, shown=not items, note=note))
     if slopes.empty:
-        items.insert(0, {"kind": "text", "text": "No fitted slopes (bands): " + missing_text(
-            results, MODULE, "TrackScalingSlope")})  # fmt: skip
+        items.insert(
+            0, missing_item(results, MODULE, "TrackScalingSlope", "No fitted slopes (bands): ")
+        )
     return section | {"items": items}
 
 
 def _regime(regime: str) -> str:
     return {"more": "= 2 x pixels", "fewer": "= pixels / 8, at least 16"}.get(regime, regime)
-
-
-def _long(results: ResultSet, df: pd.DataFrame) -> pd.DataFrame:
-    """The current long rows behind a wide table (for its provenance line)."""
-    cur = results.current()
-    return cur[cur["benchmark"].isin(set(df["benchmark"])) & cur["machine"].isin(df["machine"])]
 
 
 def slope_figure(slopes: pd.DataFrame, title: str) -> str:
@@ -238,8 +240,7 @@ def slope_section(results: ResultSet) -> dict:
                        "paper predicts -1/2 under every reading."}  # fmt: skip
     slopes = wide(results, MODULE, "TrackScalingSlope")
     if slopes.empty:
-        return section | {"items": [{"kind": "text", "text": missing_text(
-            results, MODULE, "TrackScalingSlope")}]}  # fmt: skip
+        return section | {"items": [missing_item(results, MODULE, "TrackScalingSlope")]}
     slopes = slopes.assign(verdict_word=get(slopes, "verdict").map(verdict_text))
     items = []
     counts = slopes.pivot_table(index=["machine", "reading"], columns="verdict_word",
@@ -258,7 +259,7 @@ def slope_section(results: ResultSet) -> dict:
     for (machine,), grp in _by(slopes, "machine"):
         title = f"{machine}: fitted slopes, 95% intervals, verdicts"
         items.append(_plot(title, slope_figure(grp, title), shown=len(items) < 2,
-                           note=_note(results, _long(results, grp))))  # fmt: skip
+                           note=_note(results, long_rows(results, grp))))  # fmt: skip
     index = ["machine", "family", "model", "regime"]
     slopes["cell"] = [interval(s, lo, hi) for s, lo, hi in
                       zip(get(slopes, "slope"), get(slopes, "slope_low"),
@@ -273,7 +274,7 @@ def slope_section(results: ResultSet) -> dict:
     for word in VERDICT_COLORS:
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     items.append({"kind": "table", "html": html,
-                  "note": _note(results, _long(results, slopes))})  # fmt: skip
+                  "note": _note(results, long_rows(results, slopes))})  # fmt: skip
     return section | {"items": items}
 
 
@@ -287,8 +288,7 @@ def skipped_section(results: ResultSet) -> dict:
     t = t[(t["module"] == MODULE) & (t["klass"] == "TrackScaling") & t["latest"] & ~t["stale"]]
     keys = ["machine", "family", "model", "regime", "side"]
     if t.empty or not set(keys) <= set(t.columns):
-        return section | {"items": [{"kind": "text", "text": missing_text(
-            results, MODULE, "TrackScaling")}]}  # fmt: skip
+        return section | {"items": [missing_item(results, MODULE, "TrackScaling")]}
     attack = t[t["method"] == "track_median_l2"].set_index(keys)["status"]
     acc = t[t["method"] == "track_clean_accuracy"].set_index(keys)
     both = acc.join(attack.rename("attack"), how="inner")
@@ -317,7 +317,7 @@ def goodfellow_section(results: ResultSet) -> dict:
     g = wide(results, MODULE, "TrackGoodfellow")
     items = []
     if g.empty:
-        items.append({"kind": "text", "text": missing_text(results, MODULE, "TrackGoodfellow")})
+        items.append(missing_item(results, MODULE, "TrackGoodfellow"))
     else:
         g["cell"] = [interval(s, lo, hi) for s, lo, hi in
                      zip(get(g, "slope"), get(g, "slope_low"), get(g, "slope_high"),
@@ -336,14 +336,14 @@ def goodfellow_section(results: ResultSet) -> dict:
             lambda v: "–" if math.isnan(v) else ("yes" if v >= 0.5 else "no")
         )
         items.append({"kind": "table", "html": html_table(table.reset_index()),
-                      "note": _note(results, _long(results, g))})  # fmt: skip
+                      "note": _note(results, long_rows(results, g))})  # fmt: skip
     data = wide(results, MODULE, "TrackScaling")
     quantities = [q for q in E2_QUANTITIES if q in data]
     for (machine, regime), grp in _by(data, "machine", "regime") if quantities else []:
         title = f"{machine}: E2 quantities against side, regime '{regime}'"
         png = _quantity_figure(grp, quantities, title)
         items.append(_plot(title, png, shown=False,
-                           note=_note(results, _long(results, grp))))  # fmt: skip
+                           note=_note(results, long_rows(results, grp))))  # fmt: skip
     return section | {"items": items}
 
 
@@ -380,8 +380,7 @@ def control_section(results: ResultSet) -> dict:
                        "answer points at the measurement, not at the paper."}  # fmt: skip
     c = wide(results, MODULE, "TrackControl")
     if c.empty:
-        return section | {"items": [{"kind": "text", "text": missing_text(
-            results, MODULE, "TrackControl")}]}  # fmt: skip
+        return section | {"items": [missing_item(results, MODULE, "TrackControl")]}
     lo, hi, exp = get(c, "slope_low"), get(c, "slope_high"), get(c, "expected_slope")
     table = pd.DataFrame({
         "machine": c["machine"], "norm": c["norm"],
@@ -396,7 +395,7 @@ def control_section(results: ResultSet) -> dict:
             {
                 "kind": "table",
                 "html": html_table(table),
-                "note": _note(results, _long(results, c)),
+                "note": _note(results, long_rows(results, c)),
             }
         ]
     }

@@ -66,6 +66,19 @@ def missing_text(results: ResultSet, module: str, klass: str) -> str:
     return f"{klass}: no results yet: {_why_empty(results, names)}."
 
 
+def missing_item(results: ResultSet, module: str, klass: str, lead: str = "") -> dict:
+    """A text item of a page saying why `klass` has nothing to show (``missing_text``), after
+    `lead`."""
+    return {"kind": "text", "text": lead + missing_text(results, module, klass)}
+
+
+def long_rows(results: ResultSet, wide_rows: pd.DataFrame) -> pd.DataFrame:
+    """The current long rows behind a ``wide`` table (for its provenance line)."""
+    cur = results.current()
+    return cur[cur["benchmark"].isin(set(wide_rows["benchmark"]))
+               & cur["machine"].isin(wide_rows["machine"])]  # fmt: skip
+
+
 def elsewhere_text(results: ResultSet, module: str, klass: str, shown: set[str]) -> str:
     """Machines that ran `klass` but have nothing current to show (failed, skipped, stale)."""
     why = _why_empty(results, class_names(results, module, klass), shown)

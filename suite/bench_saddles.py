@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from suite import common
+from suite.experiments import analysis as A
 from suite.experiments import landscape as L
 from suite.experiments import mlp_landscape as ML
 
@@ -282,11 +283,6 @@ def field_cache() -> dict[Any, dict[str, Any]]:
 field_cache.timeout = 900
 
 
-def _median(t: torch.Tensor | None) -> float:
-    """The median of a (n,) tensor; NaN when empty."""
-    return float(t.double().median()) if t is not None and t.numel() else math.nan
-
-
 def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
     out: dict[Any, dict[str, Any]] = {}
     for d in field_ds(dev):
@@ -300,7 +296,7 @@ def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
         out[d] = {
             "found": n,
             "rejected": census.points.rejected,
-            "rejected_flat_share": _median(census.points.flat_share),
+            "rejected_flat_share": A.median_or_nan(census.points.flat_share),
             "outside": census.outside,
             "threshold": census.points.threshold,
             "p_min": p.value if p else math.nan,
@@ -446,7 +442,7 @@ def _mlp_stats(n_params: int, dev: str) -> dict[str, float]:
     return {
         "found": n,
         "rejected": run.rejected,
-        "rejected_flat_share": _median(run.rejected_flat_share),
+        "rejected_flat_share": A.median_or_nan(run.rejected_flat_share),
         "threshold": run.threshold,
         "p_min": p.value if p else math.nan,
         "low": p.low if p else math.nan,

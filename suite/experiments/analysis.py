@@ -44,6 +44,11 @@ class Slope(NamedTuple):
     high: float
 
 
+def median_or_nan(t: torch.Tensor) -> float:
+    """The median of the values of `t` as a float; NaN when it is empty."""
+    return float(t.double().median()) if t.numel() else math.nan
+
+
 def _statistic(name: str) -> Callable[[np.ndarray], np.ndarray]:
     if name == "median":
         return lambda a: np.median(a, axis=-1)

@@ -203,21 +203,19 @@ def _boundary(
     lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
     flo, fhi = f0.clone(), f1.clone()
 
-    at = margin_at
-
     def root() -> torch.Tensor:
         width = hi - lo
         t = (lo * fhi - hi * flo) / (fhi - flo)
         return torch.minimum(torch.maximum(t, lo + 1e-3 * width), hi - 1e-3 * width)
 
     t = root()
-    ft = at(t)
+    ft = margin_at(t)
     up = ft > 0
     hi, fhi = torch.where(up, t, hi), torch.where(up, ft, fhi)
     lo, flo = torch.where(up, lo, t), torch.where(up, flo, ft)
     t = root()
     t_lo, t_hi = t * (1 - tol / 2), torch.minimum(t * (1 + tol / 2), hi)
-    f_lo, f_hi = at(t_lo), at(t_hi)
+    f_lo, f_hi = margin_at(t_lo), margin_at(t_hi)
     below, above = f_lo <= 0, f_hi > 0
     lo, flo = torch.where(below, t_lo, lo), torch.where(below, f_lo, flo)
     hi, fhi = torch.where(above, t_hi, hi), torch.where(above, f_hi, fhi)
@@ -227,7 +225,7 @@ def _boundary(
         if rows.numel() == 0:
             break
         t = root()[rows]
-        ft = at(t, rows)
+        ft = margin_at(t, rows)
         up = ft > 0
         s_rows = side[rows]
         flo[rows] = torch.where(up & (s_rows > 0), flo[rows] / 2, flo[rows])

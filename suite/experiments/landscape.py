@@ -170,7 +170,7 @@ class CriticalPoints(NamedTuple):
     index: torch.Tensor
     rejected: int
     threshold: float
-    flat_share: torch.Tensor | None = None
+    flat_share: torch.Tensor
 
 
 def find_critical_points(

@@ -106,10 +106,6 @@ def config(device: str) -> Config:
     return SIZES[name]
 
 
-def _median(t: torch.Tensor) -> float:
-    return float(t.double().median()) if t.numel() else math.nan
-
-
 def _point(
     model: torch.nn.Module,
     name: str,
@@ -159,11 +155,11 @@ def _point(
         m=diag.mean_abs_grad.double().cpu().numpy(),
         margin=diag.margin.double().cpu().numpy(),
         eps_m_n=(linf * diag.mean_abs_grad * pixels)[both].double().cpu().numpy(),
-        grad_l2=_median(diag.grad_l2),
-        grad_l1=_median(diag.grad_l1),
-        level_shares=[_median(shares[:, i]) for i in range(levels)],
-        finest_share=_median(shares[:, 0]) if len(shares) else math.nan,
-        pixels_90=_median(attacks.energy_concentration(delta)) if len(delta) else math.nan,
+        grad_l2=A.median_or_nan(diag.grad_l2),
+        grad_l1=A.median_or_nan(diag.grad_l1),
+        level_shares=[A.median_or_nan(shares[:, i]) for i in range(levels)],
+        finest_share=A.median_or_nan(shares[:, 0]) if len(shares) else math.nan,
+        pixels_90=A.median_or_nan(attacks.energy_concentration(delta)) if len(delta) else math.nan,
     )
     for key in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
         a = out[key]
