@@ -107,25 +107,14 @@ def width_for(n_params: int, dim: int = D_IN, classes: int = CLASSES) -> int:
 def unflatten(
     theta: torch.Tensor, sizes: tuple[int, ...]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(P,) -> [(W_l (sizes[l+1], sizes[l]), b_l)], views in ``kernels.hvp``'s layout."""
+    """(..., P) -> [(W_l (..., sizes[l+1], sizes[l]), b_l (..., sizes[l+1]))], views in
+    ``kernels.hvp``'s layout; leading dimensions (a batch of S parameter vectors) carried."""
+    lead = theta.shape[:-1]
     out, at = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        w = theta[at : at + fan_in * fan_out].reshape(fan_out, fan_in)
+        w = theta[..., at : at + fan_in * fan_out].reshape(*lead, fan_out, fan_in)
         at += fan_in * fan_out
-        out.append((w, theta[at : at + fan_out]))
-        at += fan_out
-    return out
-
-
-def _batched_unflatten(
-    theta: torch.Tensor, sizes: tuple[int, ...]
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(S, P) -> [(W_l (S, sizes[l+1], sizes[l]), b_l (S, sizes[l+1]))], views."""
-    out, at = [], 0
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        w = theta[:, at : at + fan_in * fan_out].reshape(-1, fan_out, fan_in)
-        at += fan_in * fan_out
-        out.append((w, theta[:, at : at + fan_out]))
+        out.append((w, theta[..., at : at + fan_out]))
         at += fan_out
     return out
 
@@ -142,7 +131,7 @@ class MLPLoss:
     def value(self, theta: torch.Tensor) -> torch.Tensor:
         """(S, P) -> (S,) losses: one batched forward pass for all S parameter vectors."""
         a = self.x.expand(theta.shape[0], *self.x.shape)
-        layers = _batched_unflatten(theta, self.sizes)
+        layers = unflatten(theta, self.sizes)
         for i, (w, b) in enumerate(layers):
             a = torch.baddbmm(b[:, None, :], a, w.transpose(1, 2))
             if i < len(layers) - 1:
