@@ -349,11 +349,7 @@ def pgd_step(
     if mode == L2:
         stats = torch.empty((3, batch, chunks), dtype=torch.float32, device=x.device)
         _l2_stats_kernel[grid](stats, xr, x0r, gr, d, chunks, BLOCK=block, num_warps=_warps(block))
-        dd, dg, gg = stats.sum(dim=2)
-        gnorm = gg.sqrt()
-        a = step_t * torch.where(gnorm == 0, torch.zeros_like(gnorm), 1.0 / gnorm)
-        dnorm = (dd + 2 * a * dg + a * a * gg).clamp_min(0).sqrt()  # ||d + a g||
-        b = torch.where(dnorm > eps_t, eps_t / dnorm, torch.ones_like(dnorm))
+        a, b = ref.l2_scales(*stats.sum(dim=2), step_t, eps_t)
     else:
         a, b = step_t, eps_t
     out = torch.empty_like(xr)

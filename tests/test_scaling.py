@@ -129,13 +129,37 @@ def test_deepfool_through_the_stem_matches_the_whole_model():
                                atol=1e-6)  # fmt: skip
 
 
+@pytest.mark.parametrize("window", [2, 16])
+@pytest.mark.parametrize("shape", ["straight", "curved", "steep"])
+def test_boundary_search_brackets_a_known_crossing(window, shape):
+    # margins along 64 segments with their crossing c known; "steep" (a tanh step) leaves the
+    # false-position roots and the window far from c, so the Illinois fallback finishes the rows
+    gen = torch.Generator().manual_seed(11)
+    c = 0.02 + 0.96 * torch.rand(64, generator=gen)
+    curve = {"straight": lambda t, c: t - c,
+             "curved": lambda t, c: (t - c) * (1 + 8 * t**2),
+             "steep": lambda t, c: torch.tanh(40 * (t - c)) + 0.01 * (t - c)}[shape]  # fmt: skip
+
+    def margin_at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return curve(t, (c if rows is None else c[rows])[:, None])
+
+    tol = 1e-3
+    f0, f1 = curve(torch.zeros(64), c), curve(torch.ones(64), c)
+    hi, fhi = attacks._boundary(margin_at, f0, f1, tol=tol, window=window)
+    torch.testing.assert_close(fhi, curve(hi, c))
+    assert (fhi > 0).all() and (hi >= c).all()
+    assert (hi * (1 - tol) <= c).all(), (hi / c - 1).max()  # within tol of the crossing
+
+
 @pytest.mark.parametrize("family", ["linear", "mlp"])
 def test_affine_stem_splits_the_model_and_is_affine(family):
     torch.manual_seed(6)
     model = M.build(family, 3, 5, 4).eval()
     stem, tail = model.affine_stem()
     a, b = torch.rand(6, 3, 5, 5), torch.rand(6, 3, 5, 5)
-    torch.testing.assert_close(tail(stem(a)), model(a))
+    assert torch.equal(tail(stem(a)), model(a))  # the model's own forward pass, bit for bit
+    centred = model.fc if family == "linear" else model.net[0]
+    torch.testing.assert_close(stem(a), centred(a.flatten(1) - 0.5))  # W (x - 1/2) + b
     t = torch.rand(6, 1, 1, 1)
     along = torch.lerp(stem(a), stem(b), t[:, :, 0, 0])
     torch.testing.assert_close(stem(torch.lerp(a, b, t)), along)

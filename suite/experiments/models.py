@@ -66,7 +66,7 @@ class LinearClassifier(nn.Module):
         self.fc = nn.Linear(pixels, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.flatten(1) - 0.5)
+        return _centred_linear(self.fc, x)
 
     def affine_stem(self) -> tuple[nn.Module, nn.Module]:
         """(stem, tail): the whole map is affine."""
@@ -86,7 +86,7 @@ class MLPClassifier(nn.Module):
         self.net = nn.Sequential(nn.Linear(pixels, hidden), nn.Tanh(), nn.Linear(hidden, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1) - 0.5)
+        return self.net[1:](_centred_linear(self.net[0], x))
 
     def affine_stem(self) -> tuple[nn.Module, nn.Module]:
         """(stem, tail): the first linear layer, then tanh and the output layer."""
@@ -112,17 +112,24 @@ class CNNClassifier(nn.Module):
         return self.head(self.features(x - 0.5).mean(dim=(2, 3)))
 
 
+def _centred_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x.flatten(1) - 1/2)`` computed as ``W x + (b - W 1 / 2)``: (B, ...) ->
+    (B, out_features) with no centred copy of x, a pixel-sized buffer per forward pass."""
+    w = layer.weight
+    return nn.functional.linear(x.flatten(1), w, layer.bias - 0.5 * w.sum(dim=1))
+
+
 class _Stem(nn.Module):
-    """The centring and first linear layer of a classifier on flattened images, ``W (x - 1/2) +
-    b`` as ``W x + (b - W 1 / 2)``: (B, ...) -> (B, out_features), no centred copy of x."""
+    """The centring and first linear layer of a classifier on flattened images (see
+    ``_centred_linear``), the same computation as the model's own forward pass, so that
+    ``tail(stem(x))`` equals ``model(x)`` bit for bit."""
 
     def __init__(self, layer: nn.Linear) -> None:
         super().__init__()
         self.layer = layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.layer.weight
-        return nn.functional.linear(x.flatten(1), w, self.layer.bias - 0.5 * w.sum(dim=1))
+        return _centred_linear(self.layer, x)
 
 
 def build(model: str, channels: int, side: int, classes: int) -> nn.Module:
