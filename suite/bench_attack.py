@@ -425,7 +425,7 @@ class TimeMinimalL2:
     version = "minimal-l2-time-2"
     rounds = 1
     number = 1
-    repeat = (2, 5, 20.0)
+    repeat = (3, 10, 20.0)  # up to 10 one-call samples for the fast searches, 20 s at most
     warmup_time = 0.0
     timeout = 300
     setup_cache = staticmethod(minimal_cache)

@@ -117,12 +117,15 @@ def test_deepfool_flips_at_the_reported_norm_and_not_just_short_of_it(refine, us
     assert torch.isnan(res.norms.l2[~ok]).all()
 
 
-def test_deepfool_through_the_stem_matches_the_whole_model():
+@pytest.mark.parametrize("clamp", [None, (0.0, 1.0)])
+def test_deepfool_through_the_stem_matches_the_whole_model(clamp):
+    # through the stem: line searches and the correction in the stem's outputs (with the box,
+    # points it clamps short of the boundary corrected again in pixels); without: all in pixels
     model = _mlp(2 * 6 * 7, seed=4)
     x = torch.rand(24, 2, 6, 7)
     y = _labelled(model, x)
-    with_stem = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
-    without = attacks.deepfool(model, x, y, clamp=(0.0, 1.0), use_stem=False)
+    with_stem = attacks.deepfool(model, x, y, clamp=clamp)
+    without = attacks.deepfool(model, x, y, clamp=clamp, use_stem=False)
     both = with_stem.success & without.success
     assert both.float().mean() >= 0.9
     torch.testing.assert_close(with_stem.norms.l2[both], without.norms.l2[both], rtol=2e-3,
@@ -160,6 +163,7 @@ def test_affine_stem_splits_the_model_and_is_affine(family):
     assert torch.equal(tail(stem(a)), model(a))  # the model's own forward pass, bit for bit
     centred = model.fc if family == "linear" else model.net[0]
     torch.testing.assert_close(stem(a), centred(a.flatten(1) - 0.5))  # W (x - 1/2) + b
+    torch.testing.assert_close(stem(a) - stem(b), (a - b).flatten(1) @ stem.weight.T)
     t = torch.rand(6, 1, 1, 1)
     along = torch.lerp(stem(a), stem(b), t[:, :, 0, 0])
     torch.testing.assert_close(stem(torch.lerp(a, b, t)), along)

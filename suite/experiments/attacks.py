@@ -187,19 +187,20 @@ def _along(
 
 def _search_boundary(
     tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor,
-    f0: torch.Tensor, f1: torch.Tensor, tol: float, *, window: int,
+    f0: torch.Tensor, f1: torch.Tensor, tol: float, *, window: int, rows: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_boundary`` (with its `window`) on the segments between stem outputs z0 and z1, margins
-    f0 < 0 and f1 > 0 at their ends, aiming a little past the boundary: at the margin
-    min(tol/4 |f0|, f1/2) rather than 0, which a margin of rounding size could read either way.
-    Returns (hi, margin - lift)."""
+    """``_boundary`` (with its `window`, on `rows` (B,) bool) on the segments between stem
+    outputs z0 and z1, margins f0 < 0 and f1 > 0 at their ends, aiming a little past the
+    boundary: at the margin min(tol/4 |f0|, f1/2) rather than 0, which a margin of rounding size
+    could read either way. Returns (hi, margin - lift)."""
     lift = torch.minimum(tol / 4 * f0.abs(), f1 / 2)
-    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol, window=window)
+    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol, window=window,
+                     rows=rows)  # fmt: skip
 
 
 def _boundary(
     margin_at: Callable, f0: torch.Tensor, f1: torch.Tensor, *, tol: float, window: int = 2,
-    max_evals: int = 12,
+    rows: torch.Tensor | None = None, max_evals: int = 12,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(hi, f(hi)) (B,): the point at t = hi of each segment flipped (margin f(hi) > 0) and a
     point at or above hi (1 - tol) not, given ``margin_at`` (see ``_along``) and the margins
@@ -210,7 +211,8 @@ def _boundary(
     smooth along the segment (the usual case after DeepFool) the window holds the crossing, and
     its first point past it and the point before bracket it within tol. A wider window holds
     more rows; each of its points costs a pass of the tail. Rows it misses go on alone by the
-    Illinois variant of false position."""
+    Illinois variant of false position; only `rows` (B,) bool, all by default, go on (others
+    carry placeholder margins whose search would be wasted)."""
     lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
     flo, fhi = f0.clone(), f1.clone()
 
@@ -240,8 +242,9 @@ def _boundary(
     hi, fhi = ts.gather(1, k + 1)[:, 0], fs.gather(1, k + 1)[:, 0]
     side = torch.zeros_like(f0)  # +1 / -1: which end moved last (Illinois halves the other)
     f_at_hi = fhi.clone()  # fhi itself may be halved below
+    wanted = torch.ones_like(f0, dtype=torch.bool) if rows is None else rows
     for _ in range(max_evals):
-        rows = (hi - lo > tol * hi).nonzero().squeeze(1)
+        rows = ((hi - lo > tol * hi) & wanted).nonzero().squeeze(1)
         if rows.numel() == 0:
             break
         t = root()[rows]
@@ -257,6 +260,126 @@ def _boundary(
         flo[rows] = torch.where(up, flo[rows], ft)
         side[rows] = torch.where(up, 1.0, -1.0)
     return hi, f_at_hi
+
+
+class _Corrections:
+    """``deepfool``'s tangent-plane corrections after its first boundary point, for the samples
+    of one search: what they share (model, stem and tail, the stem's output z0 at x and the
+    search's margins f0s there, labels, settings)."""
+
+    def __init__(
+        self, model: nn.Module, stem: nn.Module, tail: nn.Module, z0: torch.Tensor,
+        y: torch.Tensor, f0s: torch.Tensor, *, clamp: tuple[float, float] | None,
+        overshoot: float, tol: float, window: int,
+    ) -> None:  # fmt: skip
+        self.model, self.stem, self.tail, self.z0, self.y, self.f0s = model, stem, tail, z0, y, f0s
+        self.clamp, self.overshoot, self.tol, self.window = clamp, overshoot, tol, window
+
+    def in_pixels(
+        self, rows: torch.Tensor | None, x0: torch.Tensor, x_adv: torch.Tensor,
+        found: torch.Tensor, dist: torch.Tensor | None, refine: int,
+    ) -> None:  # fmt: skip
+        """`refine` corrections of x_adv (R, ...) in place, for the samples `rows` (None: all)
+        at clean inputs x0 (R, ...): a correction linearises the model at x_adv, steps from x0
+        onto that tangent plane (clamped), searches back to the boundary along the step and
+        keeps the point where it is closer than `dist` (R,)."""
+        z0, y, f0s = (self.z0, self.y, self.f0s) if rows is None else (
+            self.z0[rows], self.y[rows], self.f0s[rows])  # fmt: skip
+        for _ in range(refine):
+            lin = linearise(self.model, x_adv, y)
+            g = lin.grad.flatten(1)
+            gg = g.pow(2).sum(dim=1).clamp_min(TINY)
+            work = torch.sub(x_adv, x0).flatten(1)  # x_adv - x0, then the correction's end
+            along = torch.bmm(g[:, None, :], work[:, :, None])[:, 0, 0]  # <g, x_adv - x0>
+            c = ((along - lin.margin) / gg) * (1 + self.overshoot)
+            end = torch.addcmul(x0.flatten(1), c[:, None], g, out=work).view_as(x0)
+            if self.clamp is not None:
+                end.clamp_(*self.clamp)
+            with torch.no_grad():
+                z_end = self.stem(end)
+                f_end = _margin_of(self.tail(z_end), y)
+            usable = found & (c > 0) & (f_end > 0)
+            if not bool(usable.any()):
+                break
+            hi, fhi = self.boundary(z0, z_end, y, f0s, f_end, usable)
+            cand_dist = hi * torch.sub(end.flatten(1), x0.flatten(1), out=g).norm(dim=1)
+            better = usable & (fhi > 0) & (cand_dist < dist)
+            if not bool(better.any()):
+                break
+            torch.lerp(x0, end, _per_sample(hi, x0), out=end)
+            torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
+            dist = torch.where(better, cand_dist, dist)
+
+    def boundary(
+        self, z0: torch.Tensor, z_end: torch.Tensor, y: torch.Tensor, f0s: torch.Tensor,
+        f_end: torch.Tensor, usable: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``_search_boundary`` from z0 to z_end on the `usable` rows."""
+        f_end = torch.where(usable, f_end, torch.ones_like(f_end))
+        return _search_boundary(self.tail, z0, z_end, y, f0s, f_end, self.tol,
+                                window=self.window, rows=usable)  # fmt: skip
+
+
+def _refined_through_stem(
+    search: _Corrections, weight: torch.Tensor, x0: torch.Tensor, xk: torch.Tensor,
+    step_l2: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, found: torch.Tensor, *,
+    refine: int,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``_Corrections.in_pixels`` for a stem ``z = W x + c`` (W = `weight` (H, D)), worked in
+    the stem's H outputs: the input gradient is ``g = W^T g_z``, so ``<g, x - x0> = g_z . (z -
+    z0)``, ``||g||^2 = g_z^T G g_z`` with ``G = W W^T`` (H, H), and the correction's end point
+    ``x0 + c g`` has stem output ``z0 + c G g_z``. No pass over the pixels is made until the
+    chosen points are written: ``x0 + a g`` where a correction won, else DeepFool's point
+    ``lerp(x0, xk, t)`` (stem output ``lerp(z0, z1, t)``, distance t `step_l2`, the pixel L2
+    norm of xk - x0).
+
+    A corrected point is clamped only once written, so the check may find it short of the
+    boundary: such a sample is corrected again in pixels, from DeepFool's point. Returns
+    (x_adv (B, ...), flipped (B,) bool, checked by forward passes of the model)."""
+    z0, y, tail, model = search.z0, search.y, search.tail, search.model
+    gram = weight @ weight.T
+    dist = t * step_l2
+    z = torch.lerp(z0, z1, t[:, None])  # the current point's stem output
+    coef, g_z = torch.zeros_like(t), torch.zeros_like(z0)  # x0 + coef * g_z W where `won`
+    won = torch.zeros_like(found)
+    for _ in range(refine):
+        zg = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            lin = _nearest(zg, tail(zg), y)
+        g_gram = lin.grad @ gram
+        gg = (g_gram * lin.grad).sum(dim=1).clamp_min(TINY)
+        c = (((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg) * (1 + search.overshoot)
+        z_end = torch.addcmul(z0, c[:, None], g_gram)
+        f_end = _margin(tail, z_end, y)
+        usable = found & (c > 0) & (f_end > 0)
+        if not bool(usable.any()):
+            break
+        hi, fhi = search.boundary(z0, z_end, y, search.f0s, f_end, usable)
+        cand_dist = hi * c * gg.sqrt()
+        better = usable & (fhi > 0) & (cand_dist < dist)
+        if not bool(better.any()):
+            break
+        coef = torch.where(better, hi * c, coef)
+        g_z = torch.where(better[:, None], lin.grad, g_z)
+        z = torch.where(better[:, None], torch.lerp(z0, z_end, hi[:, None]), z)
+        dist = torch.where(better, cand_dist, dist)
+        won |= better
+    # one fresh buffer (xk stays DeepFool's, for the fallback): x0 + coef g_z W, which is x0
+    # where no correction won (coef 0); those rows, usually few, then get DeepFool's point
+    x_adv = torch.addmm(x0.flatten(1), coef[:, None] * g_z, weight).view_as(x0)
+    if search.clamp is not None:
+        x_adv.clamp_(*search.clamp)
+    lost = (~won).nonzero().squeeze(1)
+    if lost.numel():
+        x_adv[lost] = torch.lerp(x0[lost], xk[lost], _per_sample(t[lost], x0))
+    ok = _margin(model, x_adv, y) > 0
+    back = (won & found & ~ok).nonzero().squeeze(1)
+    if back.numel():  # clamped short of the boundary: corrected in pixels instead
+        xb = torch.lerp(x0[back], xk[back], _per_sample(t[back], x0))
+        search.in_pixels(back, x0[back], xb, found[back], t[back] * step_l2[back], refine)
+        x_adv[back] = xb
+        ok[back] = _margin(model, xb, y[back]) > 0
+    return x_adv, ok
 
 
 def deepfool(
@@ -286,8 +409,10 @@ def deepfool(
     A model with ``affine_stem() -> (stem, tail)`` (``model(x) == tail(stem(x))``, stem affine;
     see ``suite.experiments.models``) has its line searches run on the stem's outputs at the
     segment's ends, which DeepFool's own forward passes already hold: a point of the search then
-    costs a pass of the tail only, not of the pixel-sized first layer. The reported points are
-    checked by one forward pass of the whole model.
+    costs a pass of the tail only, not of the pixel-sized first layer. Where the stem also
+    exposes its matrix (``stem.weight``), the corrections are worked in its outputs as well
+    (``_refined_through_stem``). The reported points are checked by one forward pass of the whole
+    model.
 
     Args:
         model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
@@ -307,6 +432,8 @@ def deepfool(
     op = "deepfool"
     _check(op, x, y)
     stem, tail = _split(model, use_stem)
+    weight = getattr(stem, "weight", None)
+    in_stem = bool(refine) and weight is not None  # corrections in the stem's output space
     x0 = x.detach().contiguous()
     xk = x0  # pgd_step writes new tensors: x0 is never modified
     active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
@@ -330,7 +457,10 @@ def deepfool(
         gnorm = lin.grad.flatten(1).norm(dim=1)
         step = torch.where(gnorm > 0, (lin.margin.abs() + 1e-6) / gnorm.clamp_min(TINY), 0.0)
         xk = kernels.pgd_step(xk, x0, lin.grad, step=(1 + overshoot) * step, eps=BIG,
-                              norm="l2", clamp=clamp, active=active, backend=backend)  # fmt: skip
+                              norm="l2", clamp=clamp, active=active, return_norms=in_stem,
+                              backend=backend)  # fmt: skip
+        if in_stem:  # and the norms of xk - x0, from the same pass
+            xk, step_norms = xk
     with torch.no_grad():
         if first is None:  # max_iter was 0
             z0 = stem(x0)
@@ -346,41 +476,23 @@ def deepfool(
     # a point of the search costs the tail: through a stem, a wide window of points is cheap
     window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
     hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol,
-                               window=window)  # fmt: skip
+                               window=window, rows=todo)  # fmt: skip
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
+    search = _Corrections(model, stem, tail, z0, y, f0s, clamp=clamp, overshoot=overshoot,
+                          tol=tol, window=window)  # fmt: skip
+    if in_stem and xk is not x0:
+        x_adv, ok = _refined_through_stem(search, weight, x0, xk, step_norms.l2, z1, t, found,
+                                          refine=refine)  # fmt: skip
+        return _finish(x_adv, x0, trivial | (found & ok), iterations, backend)
     # big tensors are few and written in place where they are ours: a fresh (B, ...) buffer
     # per step costs page faults that, at these sizes, rival the arithmetic
-    dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
     if xk is x0:  # no step was taken
         x_adv = x0.clone()
     else:  # xk came from pgd_step: ours to overwrite
+        dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
         x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)
-    for _ in range(refine):
-        lin = linearise(model, x_adv, y)
-        g = lin.grad.flatten(1)
-        gg = g.pow(2).sum(dim=1).clamp_min(TINY)
-        work = torch.sub(x_adv, x0).flatten(1)  # x_adv - x0, then the correction's end point
-        along = torch.bmm(g[:, None, :], work[:, :, None])[:, 0, 0]  # <g, x_adv - x0>
-        c = ((along - lin.margin) / gg) * (1 + overshoot)
-        end = torch.addcmul(x0.flatten(1), c[:, None], g, out=work).view_as(x0)
-        if clamp is not None:
-            end.clamp_(*clamp)
-        with torch.no_grad():
-            z_end = stem(end)
-            f_end = _margin_of(tail(z_end), y)
-        usable = found & (c > 0) & (f_end > 0)
-        if not bool(usable.any()):
-            break
-        f_end = torch.where(usable, f_end, one)
-        hi, fhi = _search_boundary(tail, z0, z_end, y, f0s, f_end, tol, window=window)
-        cand_dist = hi * torch.sub(end.flatten(1), x0.flatten(1), out=g).norm(dim=1)
-        better = usable & (fhi > 0) & (cand_dist < dist)
-        if not bool(better.any()):
-            break
-        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
-        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
-        dist = torch.where(better, cand_dist, dist)
+        search.in_pixels(None, x0, x_adv, found, dist, refine)
     # the stem's outputs along a segment equal its outputs at the segment's points up to
     # rounding: the points themselves are checked
     success = trivial | (found & (_margin(model, x_adv, y) > 0))
