@@ -119,8 +119,8 @@ def test_deepfool_flips_at_the_reported_norm_and_not_just_short_of_it(refine, us
 
 @pytest.mark.parametrize("clamp", [None, (0.0, 1.0)])
 def test_deepfool_through_the_stem_matches_the_whole_model(clamp):
-    # through the stem: line searches and the correction in the stem's outputs (with the box,
-    # points it clamps short of the boundary corrected again in pixels); without: all in pixels
+    # through the stem: DeepFool's steps, the corrections' gradients and the line searches in
+    # the stem's outputs, points written clamped; without: all in pixels, pgd_step's steps
     model = _mlp(2 * 6 * 7, seed=4)
     x = torch.rand(24, 2, 6, 7)
     y = _labelled(model, x)
@@ -168,6 +168,32 @@ def test_affine_stem_splits_the_model_and_is_affine(family):
     along = torch.lerp(stem(a), stem(b), t[:, :, 0, 0])
     torch.testing.assert_close(stem(torch.lerp(a, b, t)), along)
     assert not hasattr(M.build("cnn", 3, 5, 4), "affine_stem")
+
+
+def test_deepfool_in_the_stem_searches_again_in_pixels_where_the_box_bites(monkeypatch):
+    # pixels at 0 or 1: the box clamps half of any step, so the iterate the stem-space search
+    # writes lands short of the boundary and those samples go to DeepFool in pixels
+    model = _mlp(64, seed=7)
+    x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(3)).round()
+    y = _labelled(model, x)
+    calls = []
+    in_pixels = attacks._deepfool_in_pixels
+
+    def spy(search, x0, **kw):
+        calls.append(len(x0))
+        return in_pixels(search, x0, **kw)
+
+    monkeypatch.setattr(attacks, "_deepfool_in_pixels", spy)
+    res = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
+    assert calls and 0 < calls[0] <= len(x)
+    ok = res.success
+    assert ok.float().mean() >= 0.9
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert (_labelled(model, res.x_adv[ok]) != y[ok]).all()
+    monkeypatch.undo()
+    pixels = attacks.deepfool(model, x, y, clamp=(0.0, 1.0), use_stem=False)
+    both = ok & pixels.success
+    torch.testing.assert_close(res.norms.l2[both], pixels.norms.l2[both], rtol=2e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("max_iter", [0, 50])

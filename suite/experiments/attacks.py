@@ -4,10 +4,11 @@
   ``L2 = min_j |f_j| / ||w_j||_2`` and ``L-inf = min_j |f_j| / ||w_j||_1``, ``f_j = logit_y -
   logit_j``, ``w_j = W_y - W_j`` (no box constraint: the boundary of the affine map itself).
 - ``deepfool``: DeepFool's L2 search (Moosavi-Dezfooli et al. 2016): linearise the nearest class
-  boundary, step onto it (one fused ``kernels.pgd_step`` in L2 mode, inactive samples untouched),
-  repeat until the label flips; then a line search back along its direction to the boundary, so
-  that the reported point flips the label and a point slightly closer along the same direction
-  does not, and tangent-plane corrections where the boundary is curved.
+  boundary, step onto it (one fused ``kernels.pgd_step`` in L2 mode, inactive samples untouched;
+  for a model with an affine first layer, in that layer's outputs), repeat until the label
+  flips; then a line search back along its direction to the boundary, so that the reported point
+  flips the label and a point slightly closer along the same direction does not, and
+  tangent-plane corrections where the boundary is curved.
 - ``min_linf``: the smallest FGSM or PGD L-inf epsilon per sample, by geometric bisection on a
   per-sample bracket seeded with the linearised distance ``|f| / ||grad f||_1`` (exact for a linear
   model). FGSM steps use ``kernels.fgsm`` (``kernels.linear_fgsm`` for a linear model, logits to
@@ -263,28 +264,27 @@ def _boundary(
 
 
 class _Corrections:
-    """``deepfool``'s tangent-plane corrections after its first boundary point, for the samples
-    of one search: what they share (model, stem and tail, the stem's output z0 at x and the
-    search's margins f0s there, labels, settings)."""
+    """What a DeepFool search and its tangent-plane corrections share for one batch of samples:
+    model, stem and tail, labels, settings, and once known the stem's output z0 at the clean
+    inputs and the search's margins f0s there (placeholders -1 where no search is wanted)."""
 
     def __init__(
-        self, model: nn.Module, stem: nn.Module, tail: nn.Module, z0: torch.Tensor,
-        y: torch.Tensor, f0s: torch.Tensor, *, clamp: tuple[float, float] | None,
-        overshoot: float, tol: float, window: int,
+        self, model: nn.Module, stem: nn.Module, tail: nn.Module, y: torch.Tensor, *,
+        clamp: tuple[float, float] | None, overshoot: float, tol: float, window: int,
     ) -> None:  # fmt: skip
-        self.model, self.stem, self.tail, self.z0, self.y, self.f0s = model, stem, tail, z0, y, f0s
+        self.model, self.stem, self.tail, self.y = model, stem, tail, y
         self.clamp, self.overshoot, self.tol, self.window = clamp, overshoot, tol, window
+        self.z0 = self.f0s = torch.empty(0)
 
     def in_pixels(
-        self, rows: torch.Tensor | None, x0: torch.Tensor, x_adv: torch.Tensor,
-        found: torch.Tensor, dist: torch.Tensor | None, refine: int,
+        self, x0: torch.Tensor, x_adv: torch.Tensor, found: torch.Tensor,
+        dist: torch.Tensor | None, refine: int,
     ) -> None:  # fmt: skip
-        """`refine` corrections of x_adv (R, ...) in place, for the samples `rows` (None: all)
-        at clean inputs x0 (R, ...): a correction linearises the model at x_adv, steps from x0
-        onto that tangent plane (clamped), searches back to the boundary along the step and
-        keeps the point where it is closer than `dist` (R,)."""
-        z0, y, f0s = (self.z0, self.y, self.f0s) if rows is None else (
-            self.z0[rows], self.y[rows], self.f0s[rows])  # fmt: skip
+        """`refine` corrections of x_adv (B, ...) in place, at clean inputs x0 (B, ...): a
+        correction linearises the model at x_adv, steps from x0 onto that tangent plane
+        (clamped), searches back to the boundary along the step and keeps the point where it is
+        closer than `dist` (B,)."""
+        z0, y, f0s = self.z0, self.y, self.f0s
         for _ in range(refine):
             lin = linearise(self.model, x_adv, y)
             g = lin.grad.flatten(1)
@@ -320,66 +320,95 @@ class _Corrections:
                                 window=self.window, rows=usable)  # fmt: skip
 
 
-def _refined_through_stem(
-    search: _Corrections, weight: torch.Tensor, x0: torch.Tensor, xk: torch.Tensor,
-    step_l2: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, found: torch.Tensor, *,
-    refine: int,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_Corrections.in_pixels`` for a stem ``z = W x + c`` (W = `weight` (H, D)), worked in
-    the stem's H outputs: the input gradient is ``g = W^T g_z``, so ``<g, x - x0> = g_z . (z -
-    z0)``, ``||g||^2 = g_z^T G g_z`` with ``G = W W^T`` (H, H), and the correction's end point
-    ``x0 + c g`` has stem output ``z0 + c G g_z``. No pass over the pixels is made until the
-    chosen points are written: ``x0 + a g`` where a correction won, else DeepFool's point
-    ``lerp(x0, xk, t)`` (stem output ``lerp(z0, z1, t)``, distance t `step_l2`, the pixel L2
-    norm of xk - x0).
+def _deepfool_in_stem(
+    search: _Corrections, weight: torch.Tensor, x0: torch.Tensor, *, max_iter: int, refine: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:  # fmt: skip
+    """``deepfool`` for a stem ``z = W x + c`` (W = `weight` (H, D)) with no pixel-sized
+    backward pass: the input gradient is ``g = W^T g_z``, g_z the tail's gradient at the stem's
+    output, so ``||g||^2 = g_z^T G g_z`` (``G = W W^T``, H x H) and ``<g, x - x0> = g_z . (z -
+    z0)``. DeepFool's steps keep x at ``x0 + W^T a`` with stem output ``z0 + G a`` and run on
+    (B, H) tensors; its final iterate is written once (``x0 + a W``, clamped as ``pgd_step``
+    clamps a step), and so is each correction's end point, with one forward pass for its stem
+    output: the line searches then run on segments the box holds.
 
-    A corrected point is clamped only once written, so the check may find it short of the
-    boundary: such a sample is corrected again in pixels, from DeepFool's point. Returns
-    (x_adv (B, ...), flipped (B,) bool, checked by forward passes of the model)."""
-    z0, y, tail, model = search.z0, search.y, search.tail, search.model
+    Returns (x_adv, flipped (checked), redo, iterations): `redo` marks the samples whose written
+    iterate the box (or rounding) left unflipped where its stem-space twin had flipped, for
+    ``_deepfool_in_pixels``."""
+    stem, tail, y, clamp = search.stem, search.tail, search.y, search.clamp
+    z0 = search.z0
+    x0r = x0.flatten(1)
     gram = weight @ weight.T
-    dist = t * step_l2
-    z = torch.lerp(z0, z1, t[:, None])  # the current point's stem output
-    coef, g_z = torch.zeros_like(t), torch.zeros_like(z0)  # x0 + coef * g_z W where `won`
-    won = torch.zeros_like(found)
-    for _ in range(refine):
+
+    def gradient(z: torch.Tensor) -> tuple[Linearisation, torch.Tensor, torch.Tensor]:
+        """The nearest class's margin and g_z at stem outputs z; G g_z and ||g||^2."""
         zg = z.detach().requires_grad_(True)
         with torch.enable_grad():
             lin = _nearest(zg, tail(zg), y)
         g_gram = lin.grad @ gram
-        gg = (g_gram * lin.grad).sum(dim=1).clamp_min(TINY)
-        c = (((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg) * (1 + search.overshoot)
-        z_end = torch.addcmul(z0, c[:, None], g_gram)
-        f_end = _margin(tail, z_end, y)
+        return lin, g_gram, (g_gram * lin.grad).sum(dim=1)
+
+    def written(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x0 + coef W (B, ...), clamped, with its stem output and margin."""
+        x = torch.addmm(x0r, coef, weight).view_as(x0)
+        if clamp is not None:
+            x.clamp_(*clamp)
+        with torch.no_grad():
+            z = stem(x)
+            return x, z, _margin_of(tail(z), y)
+
+    a, z = torch.zeros_like(z0), z0
+    active = torch.ones_like(y, dtype=torch.bool)
+    iterations, first = 0, None
+    for _ in range(max_iter):
+        with torch.no_grad():
+            margin = _margin_of(tail(z), y)
+        first = margin if first is None else first
+        active &= ~(margin > 0)
+        if not bool(active.any()):
+            break
+        iterations += 1
+        lin, g_gram, gg = gradient(z)
+        # the pixel step (1 + overshoot) (|f| + 1e-6) / ||g|| along g / ||g||, as a multiple of g
+        c = torch.where(active & (gg > 0), (lin.margin.abs() + 1e-6) / gg.clamp_min(TINY), 0.0)
+        c = c * (1 + search.overshoot)
+        a = torch.addcmul(a, c[:, None], lin.grad)
+        z = torch.addcmul(z, c[:, None], g_gram)
+    else:
+        margin = _margin(tail, z, y)
+    first = margin if first is None else first  # max_iter was 0
+    trivial = ~(first < 0)  # already misclassified at x: distance 0
+    if iterations:
+        xk, z1, last = written(a)
+    else:
+        xk, z1, last = x0, z0, first
+    todo = (last > 0) & ~trivial
+    redo = (margin > 0) & ~trivial & ~todo
+    search.f0s = torch.where(todo, first, -torch.ones_like(first))
+    hi, fhi = search.boundary(z0, z1, y, search.f0s, last, todo)
+    found = todo & (fhi > 0)
+    t = torch.where(found, hi, 0.0)
+    if xk is x0:  # no step was taken
+        return x0.clone(), trivial, redo, iterations
+    dist = t * kernels.perturbation_norms(xk, x0).l2 if refine else None
+    x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)  # xk is ours
+    z = torch.lerp(z0, z1, t[:, None])
+    for _ in range(refine):
+        lin, g_gram, gg = gradient(z)
+        c = ((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
+        end, z_end, f_end = written((c * (1 + search.overshoot))[:, None] * lin.grad)
         usable = found & (c > 0) & (f_end > 0)
         if not bool(usable.any()):
             break
         hi, fhi = search.boundary(z0, z_end, y, search.f0s, f_end, usable)
-        cand_dist = hi * c * gg.sqrt()
+        cand_dist = hi * kernels.perturbation_norms(end, x0).l2
         better = usable & (fhi > 0) & (cand_dist < dist)
         if not bool(better.any()):
             break
-        coef = torch.where(better, hi * c, coef)
-        g_z = torch.where(better[:, None], lin.grad, g_z)
+        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
+        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
         z = torch.where(better[:, None], torch.lerp(z0, z_end, hi[:, None]), z)
         dist = torch.where(better, cand_dist, dist)
-        won |= better
-    # one fresh buffer (xk stays DeepFool's, for the fallback): x0 + coef g_z W, which is x0
-    # where no correction won (coef 0); those rows, usually few, then get DeepFool's point
-    x_adv = torch.addmm(x0.flatten(1), coef[:, None] * g_z, weight).view_as(x0)
-    if search.clamp is not None:
-        x_adv.clamp_(*search.clamp)
-    lost = (~won).nonzero().squeeze(1)
-    if lost.numel():
-        x_adv[lost] = torch.lerp(x0[lost], xk[lost], _per_sample(t[lost], x0))
-    ok = _margin(model, x_adv, y) > 0
-    back = (won & found & ~ok).nonzero().squeeze(1)
-    if back.numel():  # clamped short of the boundary: corrected in pixels instead
-        xb = torch.lerp(x0[back], xk[back], _per_sample(t[back], x0))
-        search.in_pixels(back, x0[back], xb, found[back], t[back] * step_l2[back], refine)
-        x_adv[back] = xb
-        ok[back] = _margin(model, xb, y[back]) > 0
-    return x_adv, ok
+    return x_adv, trivial | (found & (_margin(search.model, x_adv, y) > 0)), redo, iterations
 
 
 def deepfool(
@@ -408,11 +437,13 @@ def deepfool(
 
     A model with ``affine_stem() -> (stem, tail)`` (``model(x) == tail(stem(x))``, stem affine;
     see ``suite.experiments.models``) has its line searches run on the stem's outputs at the
-    segment's ends, which DeepFool's own forward passes already hold: a point of the search then
-    costs a pass of the tail only, not of the pixel-sized first layer. Where the stem also
-    exposes its matrix (``stem.weight``), the corrections are worked in its outputs as well
-    (``_refined_through_stem``). The reported points are checked by one forward pass of the whole
-    model.
+    segment's ends: a point of the search then costs a pass of the tail only, not of the
+    pixel-sized first layer. Where the stem also exposes its matrix (``stem.weight``), DeepFool's
+    steps and the corrections' gradients are worked in the stem's outputs too, with no
+    pixel-sized backward pass (``_deepfool_in_stem``): the iterate and each correction are
+    written once, clamped, and a sample whose written iterate the box left short of the boundary
+    is searched again in pixels. The reported points are checked by one forward pass of the
+    whole model.
 
     Args:
         model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
@@ -433,10 +464,40 @@ def deepfool(
     _check(op, x, y)
     stem, tail = _split(model, use_stem)
     weight = getattr(stem, "weight", None)
-    in_stem = bool(refine) and weight is not None  # corrections in the stem's output space
     x0 = x.detach().contiguous()
+
+    def corrections(rows: torch.Tensor | None) -> _Corrections:
+        return _Corrections(model, stem, tail, y if rows is None else y[rows], clamp=clamp,
+                            overshoot=overshoot, tol=tol, window=window)  # fmt: skip
+
+    # a point of a line search costs the tail: through a stem, a wide window of points is cheap
+    window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
+    if weight is None:
+        x_adv, success, iterations = _deepfool_in_pixels(
+            corrections(None), x0, max_iter=max_iter, refine=refine, backend=backend
+        )
+        return _finish(x_adv, x0, success, iterations, backend)
+    search = corrections(None)
+    with torch.no_grad():
+        search.z0 = stem(x0)
+    x_adv, success, redo, iterations = _deepfool_in_stem(search, weight, x0, max_iter=max_iter,
+                                                         refine=refine)  # fmt: skip
+    rows = redo.nonzero().squeeze(1)
+    if rows.numel():  # iterates the box clamped short of the boundary: DeepFool in pixels
+        x_rows, ok, _ = _deepfool_in_pixels(corrections(rows), x0[rows], max_iter=max_iter,
+                                            refine=refine, backend=backend)  # fmt: skip
+        x_adv[rows], success[rows] = x_rows, ok
+    return _finish(x_adv, x0, success, iterations, backend)
+
+
+def _deepfool_in_pixels(
+    search: _Corrections, x0: torch.Tensor, *, max_iter: int, refine: int, backend: str | None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+    """``deepfool`` with its steps in pixels: (x_adv, flipped (checked), iterations)."""
+    stem, tail, y, clamp = search.stem, search.tail, search.y, search.clamp
+    overshoot = search.overshoot
     xk = x0  # pgd_step writes new tensors: x0 is never modified
-    active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    active = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
     iterations = 0
     # margins and stem outputs at x and at the final iterate, from the loop's own forwards
     first = last = z0 = z1 = None
@@ -457,10 +518,7 @@ def deepfool(
         gnorm = lin.grad.flatten(1).norm(dim=1)
         step = torch.where(gnorm > 0, (lin.margin.abs() + 1e-6) / gnorm.clamp_min(TINY), 0.0)
         xk = kernels.pgd_step(xk, x0, lin.grad, step=(1 + overshoot) * step, eps=BIG,
-                              norm="l2", clamp=clamp, active=active, return_norms=in_stem,
-                              backend=backend)  # fmt: skip
-        if in_stem:  # and the norms of xk - x0, from the same pass
-            xk, step_norms = xk
+                              norm="l2", clamp=clamp, active=active, backend=backend)  # fmt: skip
     with torch.no_grad():
         if first is None:  # max_iter was 0
             z0 = stem(x0)
@@ -468,23 +526,13 @@ def deepfool(
         if last is None:  # max_iter ran out: the final iterate not evaluated yet
             z1 = stem(xk)
             last = _margin_of(tail(z1), y)
-    f0, f1 = first, last
-    trivial = ~(f0 < 0)  # already misclassified at x: distance 0
-    todo = (f1 > 0) & ~trivial
-    one = torch.ones_like(f1)
-    f0s = torch.where(todo, f0, -one)
-    # a point of the search costs the tail: through a stem, a wide window of points is cheap
-    window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
-    hi, fhi = _search_boundary(tail, z0, z1, y, f0s, torch.where(todo, f1, one), tol,
-                               window=window, rows=todo)  # fmt: skip
+    trivial = ~(first < 0)  # already misclassified at x: distance 0
+    todo = (last > 0) & ~trivial
+    search.z0 = z0
+    search.f0s = torch.where(todo, first, -torch.ones_like(first))
+    hi, fhi = search.boundary(z0, z1, y, search.f0s, last, todo)
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
-    search = _Corrections(model, stem, tail, z0, y, f0s, clamp=clamp, overshoot=overshoot,
-                          tol=tol, window=window)  # fmt: skip
-    if in_stem and xk is not x0:
-        x_adv, ok = _refined_through_stem(search, weight, x0, xk, step_norms.l2, z1, t, found,
-                                          refine=refine)  # fmt: skip
-        return _finish(x_adv, x0, trivial | (found & ok), iterations, backend)
     # big tensors are few and written in place where they are ours: a fresh (B, ...) buffer
     # per step costs page faults that, at these sizes, rival the arithmetic
     if xk is x0:  # no step was taken
@@ -492,11 +540,10 @@ def deepfool(
     else:  # xk came from pgd_step: ours to overwrite
         dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
         x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)
-        search.in_pixels(None, x0, x_adv, found, dist, refine)
+        search.in_pixels(x0, x_adv, found, dist, refine)
     # the stem's outputs along a segment equal its outputs at the segment's points up to
     # rounding: the points themselves are checked
-    success = trivial | (found & (_margin(model, x_adv, y) > 0))
-    return _finish(x_adv, x0, success, iterations, backend)
+    return x_adv, trivial | (found & (_margin(search.model, x_adv, y) > 0)), iterations
 
 
 def min_linf(

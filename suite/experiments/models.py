@@ -20,9 +20,10 @@ its accuracy and does not attack it.
 The linear and MLP families split as ``model(x) == tail(stem(x))`` with ``stem`` affine in x
 (``affine_stem``): along a segment the stem's output is the same segment between its ends' outputs,
 so the attacks' line searches evaluate points of a segment without the pixel-sized first layer;
-``stem.weight`` is its matrix W (``stem(x) = W x + const``), with which the attacks' corrections
-work in the stem's outputs too. The forward pass is the same ``tail(stem(x))``, bit for bit, and
-makes no centred copy of the image. The CNN has no such method: its first convolution's output is larger than the image.
+``stem.weight`` is its matrix W (``stem(x) = W x + const``), with which the attacks' DeepFool
+steps run in the stem's outputs too. The forward pass is the same ``tail(stem(x))``, bit for bit,
+and makes no centred copy of the image. The CNN has no such method: its first convolution's
+output is larger than the image.
 """
 
 from __future__ import annotations
