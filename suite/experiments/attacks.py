@@ -271,10 +271,43 @@ class _Corrections:
     def __init__(
         self, model: nn.Module, stem: nn.Module, tail: nn.Module, y: torch.Tensor, *,
         clamp: tuple[float, float] | None, overshoot: float, tol: float, window: int,
+        backend: str | None,
     ) -> None:  # fmt: skip
         self.model, self.stem, self.tail, self.y = model, stem, tail, y
         self.clamp, self.overshoot, self.tol, self.window = clamp, overshoot, tol, window
+        self.backend = backend
         self.z0 = self.f0s = torch.empty(0)
+
+    def boundary(
+        self, z1: torch.Tensor, f1: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_search_boundary`` from z0 to stem outputs z1 (margins f1 there) on `rows`."""
+        f1 = torch.where(rows, f1, torch.ones_like(f1))
+        return _search_boundary(self.tail, self.z0, z1, self.y, self.f0s, f1, self.tol,
+                                window=self.window, rows=rows)  # fmt: skip
+
+    def l2(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """(B,) pixel L2 norms of x - x0."""
+        return kernels.perturbation_norms(x, x0, backend=self.backend).l2
+
+    def keep_closer(
+        self, x0: torch.Tensor, x_adv: torch.Tensor, end: torch.Tensor, z_end: torch.Tensor,
+        f_end: torch.Tensor, usable: torch.Tensor, dist: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:  # fmt: skip
+        """A correction's last part: from its end point `end` (B, ...) (stem output z_end,
+        margin f_end) back to the boundary on the `usable` rows, and that point written into
+        x_adv where it is closer to x0 than `dist` (B,). `end` is overwritten. Returns (better,
+        hi, new dist), or None where no row improved."""
+        if not bool(usable.any()):
+            return None
+        hi, fhi = self.boundary(z_end, f_end, usable)
+        cand_dist = hi * self.l2(end, x0)
+        better = usable & (fhi > 0) & (cand_dist < dist)
+        if not bool(better.any()):
+            return None
+        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
+        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
+        return better, hi, torch.where(better, cand_dist, dist)
 
     def in_pixels(
         self, x0: torch.Tensor, x_adv: torch.Tensor, found: torch.Tensor,
@@ -284,9 +317,8 @@ class _Corrections:
         correction linearises the model at x_adv, steps from x0 onto that tangent plane
         (clamped), searches back to the boundary along the step and keeps the point where it is
         closer than `dist` (B,)."""
-        z0, y, f0s = self.z0, self.y, self.f0s
         for _ in range(refine):
-            lin = linearise(self.model, x_adv, y)
+            lin = linearise(self.model, x_adv, self.y)
             g = lin.grad.flatten(1)
             gg = g.pow(2).sum(dim=1).clamp_min(TINY)
             work = torch.sub(x_adv, x0).flatten(1)  # x_adv - x0, then the correction's end
@@ -297,27 +329,12 @@ class _Corrections:
                 end.clamp_(*self.clamp)
             with torch.no_grad():
                 z_end = self.stem(end)
-                f_end = _margin_of(self.tail(z_end), y)
-            usable = found & (c > 0) & (f_end > 0)
-            if not bool(usable.any()):
+                f_end = _margin_of(self.tail(z_end), self.y)
+            kept = self.keep_closer(x0, x_adv, end, z_end, f_end, found & (c > 0) & (f_end > 0),
+                                    dist)  # fmt: skip
+            if kept is None:
                 break
-            hi, fhi = self.boundary(z0, z_end, y, f0s, f_end, usable)
-            cand_dist = hi * torch.sub(end.flatten(1), x0.flatten(1), out=g).norm(dim=1)
-            better = usable & (fhi > 0) & (cand_dist < dist)
-            if not bool(better.any()):
-                break
-            torch.lerp(x0, end, _per_sample(hi, x0), out=end)
-            torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
-            dist = torch.where(better, cand_dist, dist)
-
-    def boundary(
-        self, z0: torch.Tensor, z_end: torch.Tensor, y: torch.Tensor, f0s: torch.Tensor,
-        f_end: torch.Tensor, usable: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """``_search_boundary`` from z0 to z_end on the `usable` rows."""
-        f_end = torch.where(usable, f_end, torch.ones_like(f_end))
-        return _search_boundary(self.tail, z0, z_end, y, f0s, f_end, self.tol,
-                                window=self.window, rows=usable)  # fmt: skip
+            dist = kept[2]
 
 
 def _deepfool_in_stem(
@@ -339,13 +356,10 @@ def _deepfool_in_stem(
     x0r = x0.flatten(1)
     gram = weight @ weight.T
 
-    def gradient(z: torch.Tensor) -> tuple[Linearisation, torch.Tensor, torch.Tensor]:
-        """The nearest class's margin and g_z at stem outputs z; G g_z and ||g||^2."""
-        zg = z.detach().requires_grad_(True)
-        with torch.enable_grad():
-            lin = _nearest(zg, tail(zg), y)
-        g_gram = lin.grad @ gram
-        return lin, g_gram, (g_gram * lin.grad).sum(dim=1)
+    def through_gram(g_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """G g_z (B, H), the stem-output move of a step along g = W^T g_z, and ||g||^2 (B,)."""
+        g_gram = g_z @ gram
+        return g_gram, (g_gram * g_z).sum(dim=1)
 
     def written(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x0 + coef W (B, ...), clamped, with its stem output and margin."""
@@ -360,14 +374,17 @@ def _deepfool_in_stem(
     active = torch.ones_like(y, dtype=torch.bool)
     iterations, first = 0, None
     for _ in range(max_iter):
-        with torch.no_grad():
-            margin = _margin_of(tail(z), y)
+        zg = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = tail(zg)
+        margin = _margin_of(logits.detach(), y)
         first = margin if first is None else first
         active &= ~(margin > 0)
         if not bool(active.any()):
             break
         iterations += 1
-        lin, g_gram, gg = gradient(z)
+        lin = _nearest(zg, logits, y)
+        g_gram, gg = through_gram(lin.grad)
         # the pixel step (1 + overshoot) (|f| + 1e-6) / ||g|| along g / ||g||, as a multiple of g
         c = torch.where(active & (gg > 0), (lin.margin.abs() + 1e-6) / gg.clamp_min(TINY), 0.0)
         c = c * (1 + search.overshoot)
@@ -384,30 +401,25 @@ def _deepfool_in_stem(
     todo = (last > 0) & ~trivial
     redo = (margin > 0) & ~trivial & ~todo
     search.f0s = torch.where(todo, first, -torch.ones_like(first))
-    hi, fhi = search.boundary(z0, z1, y, search.f0s, last, todo)
+    hi, fhi = search.boundary(z1, last, todo)
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
     if xk is x0:  # no step was taken
         return x0.clone(), trivial, redo, iterations
-    dist = t * kernels.perturbation_norms(xk, x0).l2 if refine else None
+    dist = t * search.l2(xk, x0) if refine else None
     x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)  # xk is ours
     z = torch.lerp(z0, z1, t[:, None])
     for _ in range(refine):
-        lin, g_gram, gg = gradient(z)
-        c = ((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
+        lin = linearise(tail, z, y)
+        gg = through_gram(lin.grad)[1].clamp_min(TINY)
+        c = ((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg
         end, z_end, f_end = written((c * (1 + search.overshoot))[:, None] * lin.grad)
-        usable = found & (c > 0) & (f_end > 0)
-        if not bool(usable.any()):
+        kept = search.keep_closer(x0, x_adv, end, z_end, f_end, found & (c > 0) & (f_end > 0),
+                                  dist)  # fmt: skip
+        if kept is None:
             break
-        hi, fhi = search.boundary(z0, z_end, y, search.f0s, f_end, usable)
-        cand_dist = hi * kernels.perturbation_norms(end, x0).l2
-        better = usable & (fhi > 0) & (cand_dist < dist)
-        if not bool(better.any()):
-            break
-        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
-        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
+        better, hi, dist = kept
         z = torch.where(better[:, None], torch.lerp(z0, z_end, hi[:, None]), z)
-        dist = torch.where(better, cand_dist, dist)
     return x_adv, trivial | (found & (_margin(search.model, x_adv, y) > 0)), redo, iterations
 
 
@@ -466,15 +478,17 @@ def deepfool(
     weight = getattr(stem, "weight", None)
     x0 = x.detach().contiguous()
 
-    def corrections(rows: torch.Tensor | None) -> _Corrections:
-        return _Corrections(model, stem, tail, y if rows is None else y[rows], clamp=clamp,
-                            overshoot=overshoot, tol=tol, window=window)  # fmt: skip
-
     # a point of a line search costs the tail: through a stem, a wide window of points is cheap
     window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
+
+    def corrections(rows: torch.Tensor | None) -> _Corrections:
+        return _Corrections(model, stem, tail, y if rows is None else y[rows], clamp=clamp,
+                            overshoot=overshoot, tol=tol, window=window,
+                            backend=backend)  # fmt: skip
+
     if weight is None:
         x_adv, success, iterations = _deepfool_in_pixels(
-            corrections(None), x0, max_iter=max_iter, refine=refine, backend=backend
+            corrections(None), x0, max_iter=max_iter, refine=refine
         )
         return _finish(x_adv, x0, success, iterations, backend)
     search = corrections(None)
@@ -485,17 +499,17 @@ def deepfool(
     rows = redo.nonzero().squeeze(1)
     if rows.numel():  # iterates the box clamped short of the boundary: DeepFool in pixels
         x_rows, ok, _ = _deepfool_in_pixels(corrections(rows), x0[rows], max_iter=max_iter,
-                                            refine=refine, backend=backend)  # fmt: skip
+                                            refine=refine)  # fmt: skip
         x_adv[rows], success[rows] = x_rows, ok
     return _finish(x_adv, x0, success, iterations, backend)
 
 
 def _deepfool_in_pixels(
-    search: _Corrections, x0: torch.Tensor, *, max_iter: int, refine: int, backend: str | None,
+    search: _Corrections, x0: torch.Tensor, *, max_iter: int, refine: int,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
     """``deepfool`` with its steps in pixels: (x_adv, flipped (checked), iterations)."""
     stem, tail, y, clamp = search.stem, search.tail, search.y, search.clamp
-    overshoot = search.overshoot
+    overshoot, backend = search.overshoot, search.backend
     xk = x0  # pgd_step writes new tensors: x0 is never modified
     active = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
     iterations = 0
@@ -530,7 +544,7 @@ def _deepfool_in_pixels(
     todo = (last > 0) & ~trivial
     search.z0 = z0
     search.f0s = torch.where(todo, first, -torch.ones_like(first))
-    hi, fhi = search.boundary(z0, z1, y, search.f0s, last, todo)
+    hi, fhi = search.boundary(z1, last, todo)
     found = todo & (fhi > 0)
     t = torch.where(found, hi, 0.0)
     # big tensors are few and written in place where they are ours: a fresh (B, ...) buffer
@@ -538,7 +552,7 @@ def _deepfool_in_pixels(
     if xk is x0:  # no step was taken
         x_adv = x0.clone()
     else:  # xk came from pgd_step: ours to overwrite
-        dist = t * (xk - x0).flatten(1).norm(dim=1) if refine else None
+        dist = t * search.l2(xk, x0) if refine else None
         x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)
         search.in_pixels(x0, x_adv, found, dist, refine)
     # the stem's outputs along a segment equal its outputs at the segment's points up to

@@ -77,8 +77,8 @@ class LinearClassifier(nn.Module):
 
     def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(W (K, D), b (K,)) of logits = W x + b on the raw pixels."""
-        w = self.fc.weight.detach()
-        return w, self.fc.bias.detach() - 0.5 * w.sum(dim=1)
+        with torch.no_grad():
+            return self.fc.weight.detach(), _raw_bias(self.fc)
 
 
 class MLPClassifier(nn.Module):
@@ -115,11 +115,15 @@ class CNNClassifier(nn.Module):
         return self.head(self.features(x - 0.5).mean(dim=(2, 3)))
 
 
+def _raw_bias(layer: nn.Linear) -> torch.Tensor:
+    """``b - W 1 / 2``: the bias of ``layer(x - 1/2)`` as an affine map of the raw pixels x."""
+    return layer.bias - 0.5 * layer.weight.sum(dim=1)
+
+
 def _centred_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``layer(x.flatten(1) - 1/2)`` computed as ``W x + (b - W 1 / 2)``: (B, ...) ->
     (B, out_features) with no centred copy of x, a pixel-sized buffer per forward pass."""
-    w = layer.weight
-    return nn.functional.linear(x.flatten(1), w, layer.bias - 0.5 * w.sum(dim=1))
+    return nn.functional.linear(x.flatten(1), layer.weight, _raw_bias(layer))
 
 
 class _Stem(nn.Module):
