@@ -117,19 +117,40 @@ def test_deepfool_flips_at_the_reported_norm_and_not_just_short_of_it(refine, us
     assert torch.isnan(res.norms.l2[~ok]).all()
 
 
-@pytest.mark.parametrize("clamp", [None, (0.0, 1.0)])
-def test_deepfool_through_the_stem_matches_the_whole_model(clamp):
-    # through the stem: DeepFool's steps, the corrections' gradients and the line searches in
-    # the stem's outputs, points written clamped; without: all in pixels, pgd_step's steps
+def test_deepfool_through_the_stem_matches_the_whole_model():
+    # through the stem: DeepFool's steps, the corrections and the line searches in the stem's
+    # outputs; without: all in pixels, pgd_step's steps. Without the box, the same search
     model = _mlp(2 * 6 * 7, seed=4)
     x = torch.rand(24, 2, 6, 7)
     y = _labelled(model, x)
-    with_stem = attacks.deepfool(model, x, y, clamp=clamp)
-    without = attacks.deepfool(model, x, y, clamp=clamp, use_stem=False)
+    with_stem = attacks.deepfool(model, x, y)
+    without = attacks.deepfool(model, x, y, use_stem=False)
     both = with_stem.success & without.success
     assert both.float().mean() >= 0.9
     torch.testing.assert_close(with_stem.norms.l2[both], without.norms.l2[both], rtol=2e-3,
                                atol=1e-6)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deepfool_through_the_stem_in_the_box(seed):
+    # with the box the two differ by design: through the stem, DeepFool's iterate and the
+    # correction are compared unboxed and only the chosen end is boxed and searched again; in
+    # pixels every step is boxed. Both points are valid, and their distances close
+    model = _mlp(2 * 6 * 7, seed=4 + seed)
+    x = torch.rand(24, 2, 6, 7, generator=torch.Generator().manual_seed(seed))
+    y = _labelled(model, x)
+    tol = 1e-3
+    with_stem = attacks.deepfool(model, x, y, clamp=(0.0, 1.0), tol=tol)
+    without = attacks.deepfool(model, x, y, clamp=(0.0, 1.0), tol=tol, use_stem=False)
+    ok = with_stem.success
+    assert ok.float().mean() >= 0.9
+    assert with_stem.x_adv.min() >= 0 and with_stem.x_adv.max() <= 1
+    delta = (with_stem.x_adv - x)[ok]
+    assert (_labelled(model, with_stem.x_adv[ok]) != y[ok]).all()
+    assert (_labelled(model, x[ok] + (1 - 2 * tol) * delta) == y[ok]).all()
+    both = ok & without.success
+    ratio = with_stem.norms.l2[both] / without.norms.l2[both]
+    assert ((ratio - 1).abs() < 0.1).all() and ratio.mean() < 1.01, ratio
 
 
 @pytest.mark.parametrize("window", [2, 16])
@@ -170,12 +191,15 @@ def test_affine_stem_splits_the_model_and_is_affine(family):
     assert not hasattr(M.build("cnn", 3, 5, 4), "affine_stem")
 
 
-def test_deepfool_in_the_stem_searches_again_in_pixels_where_the_box_bites(monkeypatch):
-    # pixels at 0 or 1: the box clamps half of any step, so the iterate the stem-space search
-    # writes lands short of the boundary and those samples go to DeepFool in pixels
+def _binary_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    # pixels at 0 or 1: the box clamps about half of any step, so an end the stem-space search
+    # writes lands short of the boundary
     model = _mlp(64, seed=7)
     x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(3)).round()
-    y = _labelled(model, x)
+    return model, x, _labelled(model, x)
+
+
+def _spy_on_pixels(monkeypatch) -> list[int]:
     calls = []
     in_pixels = attacks._deepfool_in_pixels
 
@@ -184,16 +208,32 @@ def test_deepfool_in_the_stem_searches_again_in_pixels_where_the_box_bites(monke
         return in_pixels(search, x0, **kw)
 
     monkeypatch.setattr(attacks, "_deepfool_in_pixels", spy)
+    return calls
+
+
+@pytest.mark.parametrize("push", [(), attacks.BOX_PUSH])
+def test_deepfool_in_the_stem_where_the_box_bites(monkeypatch, push):
+    # ends the box held short are pushed further along their direction; those still short (all
+    # of them without the push) go to DeepFool in pixels
+    model, x, y = _binary_problem()
+    monkeypatch.setattr(attacks, "BOX_PUSH", push)
+    calls = _spy_on_pixels(monkeypatch)
     res = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
-    assert calls and 0 < calls[0] <= len(x)
+    if push:
+        assert not calls  # the push reached the boundary for every sample here
+    else:
+        assert calls and 0 < calls[0] <= len(x)
     ok = res.success
     assert ok.float().mean() >= 0.9
     assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
     assert (_labelled(model, res.x_adv[ok]) != y[ok]).all()
+    delta = (res.x_adv - x)[ok]
+    assert (_labelled(model, x[ok] + (1 - 2e-3) * delta) == y[ok]).all()
     monkeypatch.undo()
     pixels = attacks.deepfool(model, x, y, clamp=(0.0, 1.0), use_stem=False)
     both = ok & pixels.success
-    torch.testing.assert_close(res.norms.l2[both], pixels.norms.l2[both], rtol=2e-3, atol=1e-6)
+    ratio = res.norms.l2[both] / pixels.norms.l2[both]  # pushed ends: other points, as close
+    assert ((ratio - 1).abs() < 0.1).all() and ratio.mean() < 1.01, ratio
 
 
 @pytest.mark.parametrize("max_iter", [0, 50])

@@ -36,6 +36,7 @@ from kernels import Norms
 BIG = 1e30  # an L2 radius no step reaches: DeepFool's steps are not projected
 TINY = 1e-12
 STEM_WINDOW = 16  # line-search points per call where a point costs the tail alone
+BOX_PUSH = (2.0, 4.0)  # how much further an end the box held short is pushed, in turn
 
 
 class Search(NamedTuple):
@@ -341,19 +342,19 @@ def _deepfool_in_stem(
     search: _Corrections, weight: torch.Tensor, x0: torch.Tensor, *, max_iter: int, refine: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:  # fmt: skip
     """``deepfool`` for a stem ``z = W x + c`` (W = `weight` (H, D)) with no pixel-sized
-    backward pass: the input gradient is ``g = W^T g_z``, g_z the tail's gradient at the stem's
-    output, so ``||g||^2 = g_z^T G g_z`` (``G = W W^T``, H x H) and ``<g, x - x0> = g_z . (z -
-    z0)``. DeepFool's steps keep x at ``x0 + W^T a`` with stem output ``z0 + G a`` and run on
-    (B, H) tensors; its final iterate is written once (``x0 + a W``, clamped as ``pgd_step``
-    clamps a step), and so is each correction's end point, with one forward pass for its stem
-    output: the line searches then run on segments the box holds.
+    backward pass and one pixel-sized write: the input gradient is ``g = W^T g_z``, g_z the
+    tail's gradient at the stem's output, so ``||g||^2 = g_z^T G g_z`` (``G = W W^T``, H x H),
+    ``<g, x - x0> = g_z . (z - z0)`` and a point ``x0 + a W`` (a (B, H)) has stem output ``z0 +
+    a G`` and distance ``sqrt(a G a^T)`` from x0. DeepFool's steps, the line search back to the
+    boundary and the corrections all run on (B, H) tensors, without the box; the chosen
+    segment's end ``x0 + a W`` is then written once, clamped as ``pgd_step`` clamps a step, and
+    searched again on the segment the box holds (one forward pass for its stem output).
 
     Returns (x_adv, flipped (checked), redo, iterations): `redo` marks the samples whose written
-    iterate the box (or rounding) left unflipped where its stem-space twin had flipped, for
+    end the box (or rounding) left unflipped where its stem-space twin had flipped, for
     ``_deepfool_in_pixels``."""
     stem, tail, y, clamp = search.stem, search.tail, search.y, search.clamp
     z0 = search.z0
-    x0r = x0.flatten(1)
     gram = weight @ weight.T
 
     def through_gram(g_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,14 +362,16 @@ def _deepfool_in_stem(
         g_gram = g_z @ gram
         return g_gram, (g_gram * g_z).sum(dim=1)
 
-    def written(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x0 + coef W (B, ...), clamped, with its stem output and margin."""
-        x = torch.addmm(x0r, coef, weight).view_as(x0)
-        if clamp is not None:
-            x.clamp_(*clamp)
-        with torch.no_grad():
-            z = stem(x)
-            return x, z, _margin_of(tail(z), y)
+    @torch.no_grad()
+    def boxed(
+        coef: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The end ``x0 + coef W`` (R, ...) of the `rows` (all by default), clamped, with its
+        stem output and margin."""
+        start = x0 if rows is None else x0[rows]
+        x = torch.addmm(start.flatten(1), coef, weight).view_as(start).clamp_(*clamp)
+        z = stem(x)
+        return x, z, _margin_of(tail(z), y if rows is None else y[rows])
 
     a, z = torch.zeros_like(z0), z0
     active = torch.ones_like(y, dtype=torch.bool)
@@ -394,32 +397,52 @@ def _deepfool_in_stem(
         margin = _margin(tail, z, y)
     first = margin if first is None else first  # max_iter was 0
     trivial = ~(first < 0)  # already misclassified at x: distance 0
-    if iterations:
-        xk, z1, last = written(a)
-    else:
-        xk, z1, last = x0, z0, first
-    todo = (last > 0) & ~trivial
-    redo = (margin > 0) & ~trivial & ~todo
-    search.f0s = torch.where(todo, first, -torch.ones_like(first))
-    hi, fhi = search.boundary(z1, last, todo)
-    found = todo & (fhi > 0)
-    t = torch.where(found, hi, 0.0)
-    if xk is x0:  # no step was taken
-        return x0.clone(), trivial, redo, iterations
-    dist = t * search.l2(xk, x0) if refine else None
-    x_adv = torch.lerp(x0, xk, _per_sample(t, x0), out=xk)  # xk is ours
-    z = torch.lerp(z0, z1, t[:, None])
-    for _ in range(refine):
-        lin = linearise(tail, z, y)
-        gg = through_gram(lin.grad)[1].clamp_min(TINY)
-        c = ((lin.grad * (z - z0)).sum(dim=1) - lin.margin) / gg
-        end, z_end, f_end = written((c * (1 + search.overshoot))[:, None] * lin.grad)
-        kept = search.keep_closer(x0, x_adv, end, z_end, f_end, found & (c > 0) & (f_end > 0),
-                                  dist)  # fmt: skip
-        if kept is None:
-            break
-        better, hi, dist = kept
-        z = torch.where(better[:, None], torch.lerp(z0, z_end, hi[:, None]), z)
+    if not iterations:  # no step was taken
+        return x0.clone(), trivial, torch.zeros_like(trivial), iterations
+    found = (margin > 0) & ~trivial
+    if refine or clamp is None:  # the boundary along the unboxed segment
+        search.f0s = torch.where(found, first, -torch.ones_like(first))
+        hi, fhi = search.boundary(z, margin, found)
+        found &= fhi > 0
+    if refine:  # a correction's end replaces DeepFool's iterate where its boundary is closer
+        dist = hi * (through_gram(a)[1]).sqrt()
+        z_at = torch.lerp(z0, z, hi[:, None])  # the boundary point's stem output
+        for _ in range(refine):
+            lin = linearise(tail, z_at, y)
+            g_gram, gg = through_gram(lin.grad)
+            c = ((lin.grad * (z_at - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
+            c_end = c * (1 + search.overshoot)
+            z_end = torch.addcmul(z0, c_end[:, None], g_gram)
+            f_end = _margin(tail, z_end, y)
+            usable = found & (c > 0) & (f_end > 0)
+            if not bool(usable.any()):
+                break
+            hi_end, fhi_end = search.boundary(z_end, f_end, usable)
+            dist_end = hi_end * c_end.abs() * gg.sqrt()
+            better = usable & (fhi_end > 0) & (dist_end < dist)
+            if not bool(better.any()):
+                break
+            a = torch.where(better[:, None], c_end[:, None] * lin.grad, a)
+            hi, dist = torch.where(better, hi_end, hi), torch.where(better, dist_end, dist)
+            z_at = torch.where(better[:, None], torch.lerp(z0, z_end, hi_end[:, None]), z_at)
+    if clamp is None:  # the segment searched is the one written
+        t = torch.where(found, hi, 0.0)
+        x_adv = torch.addmm(x0.flatten(1), t[:, None] * a, weight).view_as(x0)
+        redo = torch.zeros_like(found)
+    else:  # the box may hold the end short: search again on the segment it holds
+        x_end, z_box, f_box = boxed(a)
+        for scale in BOX_PUSH:  # ends the box held short, pushed on along their direction
+            rows = (found & ~(f_box > 0)).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                break
+            x_r, z_r, f_r = boxed(scale * a[rows], rows)
+            x_end[rows], z_box[rows], f_box[rows] = x_r, z_r, f_r
+        flips = found & (f_box > 0)
+        search.f0s = torch.where(flips, first, -torch.ones_like(first))
+        hi, fhi = search.boundary(z_box, f_box, flips)
+        redo, found = found & ~flips, flips & (fhi > 0)
+        t = torch.where(found, hi, 0.0)
+        x_adv = torch.lerp(x0, x_end, _per_sample(t, x0), out=x_end)
     return x_adv, trivial | (found & (_margin(search.model, x_adv, y) > 0)), redo, iterations
 
 
@@ -451,11 +474,11 @@ def deepfool(
     see ``suite.experiments.models``) has its line searches run on the stem's outputs at the
     segment's ends: a point of the search then costs a pass of the tail only, not of the
     pixel-sized first layer. Where the stem also exposes its matrix (``stem.weight``), DeepFool's
-    steps and the corrections' gradients are worked in the stem's outputs too, with no
-    pixel-sized backward pass (``_deepfool_in_stem``): the iterate and each correction are
-    written once, clamped, and a sample whose written iterate the box left short of the boundary
-    is searched again in pixels. The reported points are checked by one forward pass of the
-    whole model.
+    steps, the corrections and their distances are worked in the stem's outputs too, with no
+    pixel-sized backward pass (``_deepfool_in_stem``): only the chosen segment's end is written,
+    clamped, and searched again on the segment the box holds; a sample whose written end the box
+    left short of the boundary even when pushed 4x further is searched again in pixels. The
+    reported points are checked by one forward pass of the whole model.
 
     Args:
         model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
