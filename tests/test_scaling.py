@@ -356,6 +356,38 @@ def test_training_is_seeded_and_learns():
 
 
 @pytest.mark.parametrize("model", M.MODELS)
+def test_training_in_slices_matches_whole_minibatches(model):
+    # 20 images a minibatch, 7 a pass (7 + 7 + 6): the slices' gradients add up to the batch's
+    scenes = Scenes("upsampled", (8, 16), seed=1)
+    training = M.Training(steps=6, batch=20)
+    whole = M.train(model, scenes, 16, "fewer", training=training, seed=3)
+    sliced = M.train(model, scenes, 16, "fewer", training=training, seed=3, batch_pixels=7 * 256)
+    for a, b in zip(whole.model.parameters(), sliced.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert whole.train_accuracy == sliced.train_accuracy
+    assert whole.final_loss == pytest.approx(sliced.final_loss, rel=1e-5)
+    x, y = M.test_set(scenes, 30)[16]
+    assert torch.equal(M.accuracy(whole.model, x, y), M.accuracy(whole.model, x, y, 256))
+    with pytest.raises(ValueError, match="rows_per_pass: expected batch_pixels"):
+        M.train(model, scenes, 16, "fewer", training=training, batch_pixels=0)
+
+
+@pytest.mark.parametrize("model", M.MODELS)
+def test_a_point_attacked_in_slices_matches_one_pass(torch_backend, model):
+    # 9 images a pass: per-sample searches, so the slices change no sample's result
+    scenes = Scenes("upsampled", (16,), seed=2)
+    trained = M.train(model, scenes, 16, "fewer", training=M.Training(steps=60, batch=32), seed=1)
+    x, y = M.test_set(scenes, 40)[16]
+    whole = S._point(trained.model, model, x, y, None, 0.6)
+    sliced = S._point(trained.model, model, x, y, None, 0.6, batch_pixels=9 * 256)
+    assert "skipped" not in whole and whole["attacked"] > 9
+    assert whole["attacked"] == sliced["attacked"]
+    for key in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n", "level_shares", "grad_l2",
+                "grad_l1", "pixels_90", "success_rate", "success_rate_linf"):  # fmt: skip
+        np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-4, err_msg=key)
+
+
+@pytest.mark.parametrize("model", M.MODELS)
 def test_every_model_family_takes_images_and_returns_logits(model):
     net = M.build(model, 3, 9, 4)
     assert net(torch.rand(2, 3, 9, 9)).shape == (2, 4)

@@ -43,6 +43,10 @@ CNN_WIDTH = 16
 MIN_TRAIN = 16
 REF_PIXELS = 64  # the side-8 grey image: the first layer's learning rate is set for it
 MATERIALISE_BYTES = 256 << 20
+# the most pixels (samples x C x S^2) one forward and backward pass carries: larger batches run
+# in slices (training accumulates their gradients), so memory stays bounded at any side; 2^25
+# pixels hold about 8 GB of the CNN's activations (32 images at side 1024)
+BATCH_PIXELS = 1 << 25
 # Training and test samples come from disjoint index ranges of the same seeded scenes.
 TEST_OFFSET = 1 << 24
 
@@ -218,8 +222,10 @@ def train(
     training: Training = Training(),
     seed: int = 0,
     device: torch.device | str = "cpu",
+    batch_pixels: int = BATCH_PIXELS,
 ) -> Trained:
-    """Train a `model_name` classifier on `scenes` at `side` in `regime`, seeded.
+    """Train a `model_name` classifier on `scenes` at `side` in `regime`, seeded; a minibatch of
+    more than `batch_pixels` pixels runs in slices whose gradients add up to the minibatch's.
 
     Returns:
         ``Trained(model (eval mode, on device), train_samples, train_accuracy, final_loss)``; the
@@ -233,12 +239,23 @@ def train(
     model = build(model_name, scenes.channels, side, scenes.classes).to(device)
     opt = torch.optim.AdamW(_groups(model, training.lr[model_name]),
                             weight_decay=training.weight_decay)  # fmt: skip
+    rows = rows_per_pass(batch_pixels, scenes.channels * side * side)
     correct, seen, loss = 0, 0, torch.tensor(float("nan"))
     for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, training.steps, device)):
-        logits = model(x)
-        loss = nn.functional.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if len(y) <= rows:
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+        else:  # the minibatch's mean loss, slice by slice
+            parts, loss = [], 0.0
+            for i in range(0, len(y), rows):
+                part = model(x[i : i + rows])
+                piece = nn.functional.cross_entropy(part, y[i : i + rows], reduction="sum")
+                (piece / len(y)).backward()
+                parts.append(part.detach())
+                loss = loss + piece.detach() / len(y)
+            logits = torch.cat(parts)
         opt.step()
         if t >= training.steps - 8:
             correct += int((logits.argmax(dim=1) == y).sum())
@@ -256,8 +273,20 @@ def test_set(
     return scenes.render(TEST_OFFSET, TEST_OFFSET + n, device)
 
 
+def rows_per_pass(batch_pixels: int, pixels: int) -> int:
+    """Samples of `pixels` values each that one pass of `batch_pixels` pixels carries (>= 1)."""
+    if isinstance(batch_pixels, bool) or not isinstance(batch_pixels, int) or batch_pixels < 1:
+        raise ValueError(
+            f"rows_per_pass: expected batch_pixels a positive int, got {batch_pixels!r}"
+        )
+    return max(1, batch_pixels // pixels)
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    """(B,) bool: which samples `model` classifies correctly."""
-    return torch.cat([model(x[i : i + batch]).argmax(dim=1) == y[i : i + batch]
-                      for i in range(0, x.shape[0], batch)])  # fmt: skip
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_pixels: int = BATCH_PIXELS
+) -> torch.Tensor:
+    """(B,) bool: which samples `model` classifies correctly (x in slices of `batch_pixels`)."""
+    rows = rows_per_pass(batch_pixels, x[0].numel())
+    return torch.cat([model(x[i : i + rows]).argmax(dim=1) == y[i : i + rows]
+                      for i in range(0, x.shape[0], rows)])  # fmt: skip

@@ -15,6 +15,8 @@ per-sample norms and diagnostics are kept, summarised per side and fitted across
 
 ``SIZES`` holds the CPU default (sides 8 to 128, linear and MLP) and the GPU size (sides to 1024,
 the CNN included); ``config()`` picks one by device, overridable by ``HDBENCH_SCALING_SIZE``.
+Every pass of a model carries at most ``Config.batch_pixels`` pixels: the attacked points go in
+slices (the searches are per sample, so slices change no result), and so do training minibatches.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Config:
     seed: int = 0
     control_samples: int = 512
     n_boot: int = 2000
+    batch_pixels: int = M.BATCH_PIXELS  # the most pixels one pass of a model carries
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -106,6 +109,27 @@ def config(device: str) -> Config:
     return SIZES[name]
 
 
+def _attack(
+    model: torch.nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, backend: str | None
+) -> dict[str, torch.Tensor]:
+    """Norms, success flags, L2 perturbations (of the successes) and gradient diagnostics of
+    correctly classified points x (B, ...), y (B,); (B,) tensors but ``delta``."""
+    lin = attacks.linearise(model, x, y)
+    out = attacks.diagnostics(lin)._asdict()
+    if name == "linear":
+        l2, linf = attacks.linear_distances(*model.affine(), x, y)
+        ok = torch.ones_like(y, dtype=torch.bool)
+        # the L2-minimal direction of a linear model; level shares are scale-free, so its length
+        # is irrelevant
+        return {**out, "l2": l2, "l2_area": l2 / math.sqrt(x[0].numel()), "linf": linf,
+                "ok_l2": ok, "ok_linf": ok, "delta": lin.grad}  # fmt: skip
+    df = attacks.deepfool(model, x, y, backend=backend)
+    pgd = attacks.min_linf(model, x, y, method="pgd", backend=backend)
+    return {**out, "l2": df.norms.l2, "l2_area": df.norms.l2_area, "linf": pgd.norms.linf,
+            "ok_l2": df.success, "ok_linf": pgd.success,
+            "delta": (df.x_adv - x)[df.success]}  # fmt: skip
+
+
 def _point(
     model: torch.nn.Module,
     name: str,
@@ -113,11 +137,13 @@ def _point(
     y: torch.Tensor,
     backend: str | None,
     learned: float,
+    batch_pixels: int = M.BATCH_PIXELS,
 ) -> dict[str, Any]:
-    """Attack the correctly classified test points of one trained model; per-sample arrays and
-    per-side summaries. A model below the test accuracy `learned`, or with fewer than
-    ``MIN_ATTACKED`` such points, is not attacked: its record says why ("skipped")."""
-    keep = M.accuracy(model, x, y)
+    """Attack the correctly classified test points of one trained model, `batch_pixels` pixels
+    at a time; per-sample arrays and per-side summaries. A model below the test accuracy
+    `learned`, or with fewer than ``MIN_ATTACKED`` such points, is not attacked: its record says
+    why ("skipped")."""
+    keep = M.accuracy(model, x, y, batch_pixels)
     xa, ya = x[keep], y[keep]
     out: dict[str, Any] = {"clean_accuracy": float(keep.double().mean()), "attacked": len(ya)}
     if out["clean_accuracy"] < learned:
@@ -128,20 +154,14 @@ def _point(
         out["attacked"] = 0
         out["skipped"] = f"{len(ya)} correctly classified points, fewer than {MIN_ATTACKED}"
         return out
-    lin = attacks.linearise(model, xa, ya)
-    diag = attacks.diagnostics(lin)
     pixels = xa[0].numel()
-    if name == "linear":
-        l2, linf = attacks.linear_distances(*model.affine(), xa, ya)
-        delta = lin.grad  # the L2-minimal direction of a linear model; level shares are
-        ok_l2 = ok_linf = torch.ones_like(keep[keep])  # scale-free, so its length is irrelevant
-        l2_area = l2 / math.sqrt(pixels)
-    else:
-        df = attacks.deepfool(model, xa, ya, backend=backend)
-        pgd = attacks.min_linf(model, xa, ya, method="pgd", backend=backend)
-        l2, l2_area, linf = df.norms.l2, df.norms.l2_area, pgd.norms.linf
-        ok_l2, ok_linf = df.success, pgd.success
-        delta = (df.x_adv - xa)[ok_l2]
+    rows = M.rows_per_pass(batch_pixels, pixels)
+    parts = [_attack(model, name, xa[i : i + rows], ya[i : i + rows], backend)
+             for i in range(0, len(ya), rows)]  # fmt: skip
+    res = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    diag = attacks.Diagnostics(*(res[k] for k in attacks.Diagnostics._fields))
+    l2, l2_area, linf = res["l2"], res["l2_area"], res["linf"]
+    ok_l2, ok_linf, delta = res["ok_l2"], res["ok_linf"], res["delta"]
     side = x.shape[-1]
     levels = kernels.max_levels(side, side)
     shares = kernels.level_energy(delta, levels) if len(delta) else torch.empty(0, levels)
@@ -236,10 +256,11 @@ def run(
                                        f"{cfg.more_max_side} in the {cfg.name} size"}  # fmt: skip
                         continue
                     trained = M.train(model_name, scenes, side, regime, training=cfg.training,
-                                      seed=cfg.seed + side, device=device)  # fmt: skip
+                                      seed=cfg.seed + side, device=device,
+                                      batch_pixels=cfg.batch_pixels)  # fmt: skip
                     x, y = test[side]
                     p = _point(trained.model, model_name, x, y, backend,
-                               M.learned_threshold(cfg.classes))  # fmt: skip
+                               M.learned_threshold(cfg.classes), cfg.batch_pixels)  # fmt: skip
                     p.update(train_samples=trained.train_samples,
                              train_accuracy=trained.train_accuracy)  # fmt: skip
                     points[key] = p
