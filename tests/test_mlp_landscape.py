@@ -96,6 +96,23 @@ def test_mlp_loss_gradient_and_hessian_match_autograd():
     torch.testing.assert_close(f.hessian(theta), hess)
 
 
+@pytest.mark.parametrize("width, lr", [(8, 10.0), (128, 0.1)])
+def test_trained_starts_keep_below_the_stability_limit(width, lr):
+    # a fixed step of `lr` is beyond 2 / lambda_max at initialisation here (lambda_max about 5
+    # at width 8, 36 to 47 at width 128: gradient descent at 0.1 overflows there within 200
+    # steps); each start's step is capped at STABLE_STEP / lambda_max, so every start trains
+    x, y = ML.mixture(seed=5)
+    f = ML.MLPLoss(x, y, (ML.D_IN, width, ML.CLASSES))
+    init = ML.trained_starts(f, 3, train_steps=0, seed=6)
+    top = torch.linalg.eigvalsh(f.hessian(init))[:, -1]
+    assert (lr > 2 / top).all()
+    trained = ML.trained_starts(f, 3, train_steps=400, lr=lr, seed=6)
+    assert torch.equal(trained[0], init[0])  # start 0 takes no step
+    assert torch.isfinite(trained).all()
+    before, after = f.value(init), f.value(trained)
+    assert (after[1:] < 0.5 * before[1:]).all(), (before, after)
+
+
 def _small_critical_point() -> tuple[ML.MLPLoss, torch.Tensor]:
     x, y = ML.mixture(12, seed=2)
     f = ML.MLPLoss(x, y, (ML.D_IN, 2, ML.CLASSES))

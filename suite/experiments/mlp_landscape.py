@@ -5,7 +5,8 @@ Pipeline, for S starts at once:
 
 1. Starts: S initialisations (weights N(0, 1/fan_in), zero biases), each trained by plain gradient
    descent for its own number of steps, spread evenly from none to ``train_steps``, so that the
-   critical points found below lie at every level of the loss, not only near the initial one.
+   critical points found below lie at every level of the loss, not only near the initial one; the
+   step stays below the stability limit 2 / lambda_max, which falls as the width grows.
 2. Critical points: ``landscape.find_critical_points`` on the loss, that is Levenberg-Marquardt on
    grad L = 0 (the minimisation of ||grad L||^2 with Gauss-Newton matrix H^2), with dense
    Hessians of all S starts by ``kernels.mlp_hvp`` on the identity (one k-batched product each).
@@ -45,6 +46,10 @@ SAMPLES = 32
 # directions of an MLP loss), so a stricter threshold would reject true minima.
 GRAD_THRESHOLD = 1e-6
 INDEX_TOL = 1e-6
+# the starts' gradient-descent step at most this over the Hessian's largest eigenvalue at
+# initialisation: below the stability limit 2 / lambda_max, with room for the sharpening that
+# training brings
+STABLE_STEP = 1.5
 
 
 def _positive_int(op: str, name: str, value: object) -> int:
@@ -165,17 +170,25 @@ def trained_starts(
     f: MLPLoss, starts: int, *, train_steps: int, lr: float = 0.1, seed: int = 0
 ) -> torch.Tensor:
     """(starts, P) initialisations, start s trained by ``round(s / (starts - 1) * train_steps)``
-    gradient-descent steps (all starts in one batch; a start stops where its count ends)."""
+    gradient-descent steps (all starts in one batch; a start stops where its count ends).
+
+    Each start's step is the smaller of `lr` and ``STABLE_STEP / lambda_max``, lambda_max its
+    Hessian's largest eigenvalue at initialisation: lambda_max grows with the width (about 12 at
+    width 32, 36 to 47 at width 128), and a step beyond 2 / lambda_max diverges."""
     gen = torch.Generator().manual_seed(seed)
     parts = []
     for fan_in, fan_out in zip(f.sizes[:-1], f.sizes[1:], strict=True):
         w = torch.randn(starts, fan_out * fan_in, generator=gen, dtype=torch.float64)
         parts += [w / math.sqrt(fan_in), torch.zeros(starts, fan_out, dtype=torch.float64)]
     theta = torch.cat(parts, dim=1).to(f.x.device)
+    if train_steps == 0:
+        return theta
+    top = torch.linalg.eigvalsh(f.hessian(theta))[:, -1]
+    rate = torch.minimum(torch.full_like(top, lr), STABLE_STEP / top.clamp_min(1e-12))[:, None]
     span = torch.linspace(0, train_steps, starts, dtype=torch.float64).round().to(f.x.device)
     for t in range(train_steps):
         moving = (span > t).to(theta.dtype)[:, None]
-        theta = theta - lr * moving * f.grad(theta)
+        theta = theta - rate * moving * f.grad(theta)
     return theta
 
 
