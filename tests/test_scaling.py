@@ -191,6 +191,23 @@ def test_affine_stem_splits_the_model_and_is_affine(family):
     assert not hasattr(M.build("cnn", 3, 5, 4), "affine_stem")
 
 
+@pytest.mark.parametrize("family", ["linear", "mlp"])
+def test_the_stem_keeps_its_gram_matrix_until_the_weight_changes(family):
+    torch.manual_seed(8)
+    model = M.build(family, 1, 6, 3)
+    stem = model.affine_stem()[0]
+    before = stem.weight @ stem.weight.T
+    torch.testing.assert_close(stem.gram(), before)
+    assert model.affine_stem()[0].gram() is stem.gram()  # one product per weight
+    with torch.no_grad():
+        next(model.parameters()).mul_(2.0)  # the first layer's weight, in place
+    torch.testing.assert_close(stem.gram(), 4 * before)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(torch.rand(4, 1, 6, 6)).sum().backward()
+    opt.step()
+    torch.testing.assert_close(stem.gram(), stem.weight @ stem.weight.T)
+
+
 def _binary_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     # pixels at 0 or 1: the box clamps about half of any step, so an end the stem-space search
     # writes lands short of the boundary

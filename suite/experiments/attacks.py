@@ -355,7 +355,8 @@ def _deepfool_in_stem(
     ``_deepfool_in_pixels``."""
     stem, tail, y, clamp = search.stem, search.tail, search.y, search.clamp
     z0 = search.z0
-    gram = weight @ weight.T
+    gram_of = getattr(stem, "gram", None)  # a stem may keep its Gram matrix between calls
+    gram = gram_of() if callable(gram_of) else weight @ weight.T
 
     def through_gram(g_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G g_z (B, H), the stem-output move of a step along g = W^T g_z, and ||g||^2 (B,)."""

@@ -29,6 +29,7 @@ output is larger than the image.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -146,6 +147,19 @@ class _Stem(nn.Module):
     def weight(self) -> torch.Tensor:
         """W (out_features, D) of ``stem(x) = W x.flatten(1) + const``, detached."""
         return self.layer.weight.detach()
+
+    def gram(self) -> torch.Tensor:
+        """``W W^T`` (out_features, out_features), kept per weight until the weight changes (its
+        version counter moves with every in-place update, an optimiser's step included)."""
+        w = self.layer.weight
+        kept = _GRAMS.get(self.layer)  # (weight, its version, W W^T)
+        if kept is None or kept[0]() is not w or kept[1] != w._version:
+            kept = _GRAMS[self.layer] = (weakref.ref(w), w._version, self.weight @ self.weight.T)
+        return kept[2]
+
+
+# the stems' Gram matrices by layer: a pixel-sized product the attacks need per call
+_GRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def build(model: str, channels: int, side: int, classes: int) -> nn.Module:
