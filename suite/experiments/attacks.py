@@ -291,25 +291,6 @@ class _Corrections:
         """(B,) pixel L2 norms of x - x0."""
         return kernels.perturbation_norms(x, x0, backend=self.backend).l2
 
-    def keep_closer(
-        self, x0: torch.Tensor, x_adv: torch.Tensor, end: torch.Tensor, z_end: torch.Tensor,
-        f_end: torch.Tensor, usable: torch.Tensor, dist: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:  # fmt: skip
-        """A correction's last part: from its end point `end` (B, ...) (stem output z_end,
-        margin f_end) back to the boundary on the `usable` rows, and that point written into
-        x_adv where it is closer to x0 than `dist` (B,). `end` is overwritten. Returns (better,
-        hi, new dist), or None where no row improved."""
-        if not bool(usable.any()):
-            return None
-        hi, fhi = self.boundary(z_end, f_end, usable)
-        cand_dist = hi * self.l2(end, x0)
-        better = usable & (fhi > 0) & (cand_dist < dist)
-        if not bool(better.any()):
-            return None
-        torch.lerp(x0, end, _per_sample(hi, x0), out=end)
-        torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
-        return better, hi, torch.where(better, cand_dist, dist)
-
     def in_pixels(
         self, x0: torch.Tensor, x_adv: torch.Tensor, found: torch.Tensor,
         dist: torch.Tensor | None, refine: int,
@@ -331,11 +312,18 @@ class _Corrections:
             with torch.no_grad():
                 z_end = self.stem(end)
                 f_end = _margin_of(self.tail(z_end), self.y)
-            kept = self.keep_closer(x0, x_adv, end, z_end, f_end, found & (c > 0) & (f_end > 0),
-                                    dist)  # fmt: skip
-            if kept is None:
+            usable = found & (c > 0) & (f_end > 0)
+            if not bool(usable.any()):
                 break
-            dist = kept[2]
+            # back to the boundary along the correction; kept where closer than `dist`
+            hi, fhi = self.boundary(z_end, f_end, usable)
+            cand_dist = hi * self.l2(end, x0)
+            better = usable & (fhi > 0) & (cand_dist < dist)
+            if not bool(better.any()):
+                break
+            torch.lerp(x0, end, _per_sample(hi, x0), out=end)
+            torch.where(_per_sample(better, x0), end, x_adv, out=x_adv)
+            dist = torch.where(better, cand_dist, dist)
 
 
 def _deepfool_in_stem(

@@ -257,19 +257,14 @@ def train(
     correct, seen, loss = 0, 0, torch.tensor(float("nan"))
     for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, training.steps, device)):
         opt.zero_grad(set_to_none=True)
-        if len(y) <= rows:
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            loss.backward()
-        else:  # the minibatch's mean loss, slice by slice
-            parts, loss = [], 0.0
-            for i in range(0, len(y), rows):
-                part = model(x[i : i + rows])
-                piece = nn.functional.cross_entropy(part, y[i : i + rows], reduction="sum")
-                (piece / len(y)).backward()
-                parts.append(part.detach())
-                loss = loss + piece.detach() / len(y)
-            logits = torch.cat(parts)
+        parts, loss = [], 0.0
+        for i in range(0, len(y), rows):  # the minibatch's mean loss, slice by slice
+            part, ys = model(x[i : i + rows]), y[i : i + rows]
+            piece = nn.functional.cross_entropy(part, ys) * (len(ys) / len(y))  # its share
+            piece.backward()
+            parts.append(part.detach())
+            loss = loss + piece.detach()
+        logits = torch.cat(parts)
         opt.step()
         if t >= training.steps - 8:
             correct += int((logits.argmax(dim=1) == y).sum())
