@@ -32,7 +32,7 @@ use these compulsory figures, so every implementation is scored against the same
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -155,8 +155,14 @@ class TimeAttackOps:
         common.sync(self.dev)
 
 
-def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
-    """Measure every (op, impl, dtype, batch, side) this GPU runs (CUDA only: see GPUTracks).
+def measure_gpu_ops(
+    *,
+    dtypes: Sequence[str] = GPU_DTYPES,
+    sizes: Sequence[tuple[int, int]] | None = None,
+    impls: Sequence[str] = IMPLS,
+) -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
+    """Measure every (op, impl, dtype, batch, side) this GPU runs (CUDA only: see GPUTracks), or
+    the part of that grid named by `dtypes`, `sizes` ((batch, side) pairs) and `impls`.
 
     Each entry holds ms, gbps, pct_copy, peak_memory and bytes, or error and skip when the
     combination failed: out of memory or a failed compile skips it, anything else fails it.
@@ -168,10 +174,11 @@ def measure_gpu_ops() -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
     # default of 8 recompiles per function would quietly leave later variants eager
     dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
     common.copy_bandwidth_gbps()  # measured first, on an unfragmented GPU; cached for the rest
-    impls = [i for i in IMPLS if i != "triton" or common.triton_available()]
+    impls = [i for i in impls if i != "triton" or common.triton_available()]
     results: dict[tuple[str, str, str, int, int], dict[str, Any]] = {}
-    sizes = [(b, s) for b in common.batches_for("cuda") for s in common.sides_for("cuda")]
-    for dtype_name in GPU_DTYPES:
+    if sizes is None:
+        sizes = [(b, s) for b in common.batches_for("cuda") for s in common.sides_for("cuda")]
+    for dtype_name in dtypes:
         dtype = common.DTYPES[dtype_name]
         for batch, side in sizes:
             try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -187,24 +187,33 @@ def _gpu_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[
     return hvp_call(impl, problem, v)
 
 
-def measure_gpu_hvp() -> dict[tuple[Any, ...], dict[str, Any]]:
+def measure_gpu_hvp(
+    *,
+    dtypes: Sequence[str] = GPU_DTYPES,
+    shapes: Sequence[tuple[int, int, int]] | None = None,
+    ks: Sequence[int] = KS,
+    impls: Sequence[str] = IMPLS,
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Every (impl, dtype, depth, width, batch, k) on this GPU: ms, TFLOP/s, % of the matmul
-    peak, memory."""
+    peak, memory; or the part of that grid named by `dtypes`, `shapes` ((depth, width, batch)
+    triples), `ks` and `impls`."""
     import torch._dynamo.config as dynamo_config
 
     common.seed_all()
     dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
     results: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for dtype_name in GPU_DTYPES:
+    if shapes is None:
+        shapes = list(itertools.product(DEPTHS, WIDTHS, BATCHES))
+    for dtype_name in dtypes:
         dtype = common.DTYPES[dtype_name]
         common.matmul_peak_tflops(dtype)
-        for depth, width, batch in itertools.product(DEPTHS, WIDTHS, BATCHES):
+        for depth, width, batch in shapes:
             problem = make_problem("cuda", dtype, depth, width, batch)
             p = ref.flat_size(problem["params"])
-            for k in KS:
+            for k in ks:
                 v = torch.randn(k, p, generator=common.generator("cuda"), device="cuda").to(dtype)
                 work = flops(problem, k)
-                for impl in IMPLS:
+                for impl in impls:
                     results[(impl, dtype_name, depth, width, batch, k)] = common.measured(
                         lambda impl=impl, p=problem, v=v: _gpu_call(impl, p, v),
                         lambda fn, f=work, d=dtype: common.measure_gpu_flops(fn, f, d),

@@ -26,7 +26,7 @@ fp32 and bf16).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -164,8 +164,14 @@ def _gpu_call(op: str, impl: str, inputs: dict) -> Callable[[], Any]:
     return op_call(op, impl, inputs)
 
 
-def measure_gpu_ops() -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Measure every (op, impl, dtype, side) on this GPU at batch 16 (CUDA only)."""
+def measure_gpu_ops(
+    *,
+    dtypes: Sequence[str] = GPU_DTYPES,
+    sides: Sequence[int] | None = None,
+    impls: Sequence[str] = IMPLS,
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Measure every (op, impl, dtype, side) on this GPU at batch 16 (CUDA only), or the part of
+    that grid named by `dtypes`, `sides` and `impls`."""
     import torch._dynamo.config as dynamo_config
 
     common.seed_all()
@@ -173,21 +179,23 @@ def measure_gpu_ops() -> dict[tuple[Any, ...], dict[str, Any]]:
     common.copy_bandwidth_gbps()
     batch = common.BATCH["cuda"]
     results: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for dtype_name in GPU_DTYPES:
+    for dtype_name in dtypes:
         dtype = common.DTYPES[dtype_name]
-        for side in common.sides_for("cuda"):
+        for side in common.sides_for("cuda") if sides is None else sides:
             for conv in ("opencv", "kornia"):
-                impls = [i for i in IMPLS if convention_of(i) == conv]
+                of_conv = [i for i in impls if convention_of(i) == conv]
+                if not of_conv:
+                    continue
                 try:
                     inputs = make_inputs("cuda", dtype, batch, side, conv)
                 except Exception as exc:
                     for op in OPS:
-                        for impl in impls:
+                        for impl in of_conv:
                             results[(op, impl, dtype_name, side)] = common.failure(exc)
                     continue
                 for op in OPS:
                     nbytes = min_bytes(op, batch, side, dtype, conv)
-                    for impl in impls:
+                    for impl in of_conv:
                         results[(op, impl, dtype_name, side)] = common.measured(
                             lambda op=op, impl=impl, t=inputs: _gpu_call(op, impl, t),
                             lambda fn, n=nbytes: common.measure_gpu(fn, n),

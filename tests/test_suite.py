@@ -426,6 +426,58 @@ def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) ->
     assert common.measured(lambda: broken, dict)["skip"] is False
 
 
+def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows carry their params by name; a failing group keeps its error and the next one still
+    runs; once the budget is spent no group starts; the file is written after every group."""
+    from suite import gpu_snapshot as gs
+
+    monkeypatch.setattr(gs, "header", lambda budget: {"device": "fake", "groups": {}})
+    out = tmp_path / "snap.json"
+    seen = []
+
+    def measure_a():
+        return {("fgsm", "triton"): {"ms": 0.5}, ("fgsm", "eager"): {"error": "x", "skip": True}}
+
+    def broken():
+        seen.append(json.loads(out.read_text())["groups"])  # a's rows already on disk
+        raise RuntimeError("illegal memory access")
+
+    def slow():
+        clock[0] += 100.0
+        return {("k",): {"ms": 2.0}}
+
+    clock = [0.0]
+    monkeypatch.setattr(gs.time, "perf_counter", lambda: clock[0])
+    groups = [("a", "ops", ("op", "impl"), measure_a), ("b", "broken", ("x",), broken),
+              ("c", "slow", ("k",), slow), ("d", "never", ("k",), slow)]  # fmt: skip
+    data = gs.snapshot(str(out), budget=50.0, log=lambda m: None, groups=groups)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(data))
+    g = data["groups"]
+    assert g["a"]["rows"] == [
+        {"op": "fgsm", "impl": "triton", "ms": 0.5},
+        {"op": "fgsm", "impl": "eager", "error": "x", "skip": True},
+    ]
+    assert list(seen[0]) == ["a"]
+    assert g["b"]["error"] == "RuntimeError: illegal memory access" and g["b"]["skip"] is False
+    assert g["c"]["rows"] == [{"k": "k", "ms": 2.0}]
+    assert g["d"] == {"what": "never", "skipped": "budget spent (100 s)"}
+
+
+def test_gpu_snapshot_groups_name_every_param() -> None:
+    """Each group's param names match its measurement's keys (checked on the real functions'
+    grids without a GPU: the key tuples' lengths are the benchmarks' param counts)."""
+    from suite import gpu_snapshot as gs
+
+    names = {name: params for name, _, params, _ in gs.GROUPS}
+    assert names["attack_ops"] == tuple(ba.TrackAttackOpsGPU.param_names)
+    assert names["pyramid_ops"] == tuple(bp.TrackPyramidOpsGPU.param_names)
+    assert names["hvp"] == tuple(bh.TrackHVPGPU.param_names)
+    assert names["whole_attack"] == tuple(ba.TrackWholeAttackGPU.param_names)
+    assert names["minimal_l2"] == tuple(ba.TimeMinimalL2.param_names)
+
+
 # --- saddle statistics -------------------------------------------------------------------------
 
 
