@@ -16,10 +16,13 @@ Families (SCIENCE.md, E1):
 Labels are uniform over ``classes``; class c adds ``contrast * pattern_c`` to the scene before the
 squash, pattern_c a smooth (1/f^4) unit-RMS field fixed by the seed.
 
-Reproducibility: scenes are drawn in chunks of ``CHUNK`` samples, each from a CPU generator seeded
-by (seed, chunk index), then moved to the target device; so a sample's scene does not depend on the
-batch size it was made in, and the same seed gives the same scenes on the CPU and on a GPU up to
-floating-point rounding (the FFT and the pyramid run on the device).
+Reproducibility: scenes are drawn in chunks of ``CHUNK`` samples, each from a generator of the
+target device seeded by (seed, chunk index), so a sample's scene does not depend on the batch it was
+made in, and the same seed gives the same scenes on every machine of a device type. A CPU and a GPU
+draw different (equally distributed) scenes from one seed: drawing on the device is what lets the
+GPU size stream its training sets (a "natural" training minibatch at side 1024 is 2^28 normal
+draws per step, minutes per model on a CPU generator). The class patterns are drawn on the CPU, so
+they are the same everywhere.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ _SCENE, _PATTERN, _NOISE = 1, 2, 3  # seed-stream tags
 BATCH_BYTES = {"cpu": 256 << 20, "cuda": 2 << 30}
 
 
-def _generator(*key: int) -> torch.Generator:
-    """A CPU generator for one stream, seeded by a hash of ``key`` (numpy's SeedSequence)."""
+def _generator(*key: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on `device` for one stream, seeded by a hash of ``key`` (numpy's
+    SeedSequence)."""
     seed = int(np.random.SeedSequence(list(key)).generate_state(1, dtype=np.uint64)[0])
-    return torch.Generator().manual_seed(seed & ((1 << 63) - 1))
+    return torch.Generator(device=device).manual_seed(seed & ((1 << 63) - 1))
 
 
 def power_law_field(noise: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -124,16 +128,18 @@ class Scenes:
         p = p / p.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
         return p.to(device)
 
-    def _draw(self, first: int, last: int, lo: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _draw(
+        self, first: int, last: int, lo: int, n: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Labels (n,) and white noise (n, channels, side, side) of samples lo .. lo + n - 1 of
-        chunks first .. last, each chunk from its own generator (so a sample's scene does not
-        depend on the batch it is made in); on the CPU."""
+        chunks first .. last, each chunk from its own generator on `device` (so a sample's scene
+        does not depend on the batch it is made in)."""
         side = self.coarse if self.family in ("upsampled", "noisy") else self.top
         ys, whites = [], []
         for k in range(first, last + 1):
-            g = _generator(self.seed, _SCENE, k)
-            ys.append(torch.randint(self.classes, (CHUNK,), generator=g))
-            whites.append(torch.randn(CHUNK, self.channels, side, side, generator=g))
+            g = _generator(self.seed, _SCENE, k, device=device)
+            ys.append(torch.randint(self.classes, (CHUNK,), generator=g, device=device))
+            whites.append(torch.randn(CHUNK, self.channels, side, side, generator=g, device=device))
         return torch.cat(ys)[lo : lo + n], torch.cat(whites)[lo : lo + n]
 
     def render(
@@ -152,8 +158,7 @@ class Scenes:
             raise ValueError(f"Scenes.render: expected sides among {self.sides}, got {sides!r}")
         device = torch.device(device)
         first, last = start // CHUNK, (stop - 1) // CHUNK
-        y, white = self._draw(first, last, start - first * CHUNK, stop - start)
-        y, white = y.to(device), white.to(device)
+        y, white = self._draw(first, last, start - first * CHUNK, stop - start, device)
         side = white.shape[-1]
         patterns = self._patterns(device)
         if side != self.coarse:  # one per class, not one per sample
@@ -171,10 +176,11 @@ class Scenes:
         if self.family == "noisy":
             lo = start - first * CHUNK
             for s in wanted:
-                gens = [_generator(self.seed, _NOISE, s, k) for k in range(first, last + 1)]
+                gens = [_generator(self.seed, _NOISE, s, k, device=device)
+                        for k in range(first, last + 1)]  # fmt: skip
                 shape = (CHUNK, self.channels, s, s)
-                eps = torch.cat([torch.randn(shape, generator=g) for g in gens])
-                eps = eps[lo : lo + stop - start].to(device)
+                eps = torch.cat([torch.randn(shape, generator=g, device=device) for g in gens])
+                eps = eps[lo : lo + stop - start]
                 images[s] = (images[s] + self.noise * eps).clamp(0.0, 1.0)
         return {s: (images[s].contiguous(), y) for s in wanted}
 
