@@ -91,6 +91,20 @@ PAGES = [
          "with known answers, and every further landscape the suite measures.",
          sections=lambda r, m: _experiment("saddles", r, m)),
 ]  # fmt: skip
+# built when reports/measurements/ holds a GPU snapshot (suite.gpu_snapshot): no asv results
+GPU_SNAPSHOTS = Page(
+    "gpu.html", "GPU snapshots", (),
+    "Timed, reduced runs of the GPU benchmarks (python -m suite.gpu_snapshot) kept under "
+    "reports/measurements/, for GPUs the whole asv suite has not run on: each device's measured "
+    "ceilings, then every measured combination, devices side by side. CUDA-event medians "
+    "(triton.testing.do_bench); minimal-L2 searches: one wall-clock call each.",
+    sections=lambda r, m: _snapshot_sections())  # fmt: skip
+
+
+def _snapshot_sections() -> list[dict]:
+    from reports import snapshots  # builds on this module's helpers
+
+    return snapshots.sections()
 
 
 def _experiment(name: str, results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
@@ -530,6 +544,10 @@ def pages_for(results: ResultSet) -> list[Page]:
     pages = [p for p in PAGES if p.always or present & set(p.modules)]
     claimed = {m for p in PAGES for m in p.modules}
     pages += [Page(f"{m}.html", m, (m,), f"Benchmarks of {m}.") for m in sorted(present - claimed)]
+    from reports import snapshots
+
+    if snapshots.files():
+        pages.append(GPU_SNAPSHOTS)
     return pages
 
 
@@ -551,14 +569,12 @@ def index_context(results: ResultSet, pages: list[Page], out: Path, asv_html: Pa
     for p in pages:
         names = [n for n in results.benchmarks if split_name(n)[0] in p.modules]
         have = cur[cur["module"].isin(p.modules)]["benchmark"].nunique()
-        listed.append(
-            {
-                "file": p.file,
-                "title": p.title,
-                "intro": p.intro,
-                "count": f"{have} of {len(names)} benchmarks with current results",
-            }
-        )
+        count = f"{have} of {len(names)} benchmarks with current results"
+        if p is GPU_SNAPSHOTS:
+            from reports import snapshots
+
+            count = f"{len(snapshots.files())} snapshot(s) in reports/measurements/"
+        listed.append({"file": p.file, "title": p.title, "intro": p.intro, "count": count})
     asv = None
     if asv_html is not None and (asv_html / "index.html").is_file():
         asv = os.path.relpath(asv_html.resolve() / "index.html", out.resolve())

@@ -26,6 +26,14 @@ from reports.results import ResultsError, load
 NAN = float("nan")
 
 
+@pytest.fixture(autouse=True)
+def _no_snapshots(tmp_path_factory, monkeypatch):
+    """The report's GPU-snapshot page reads reports/measurements/; tests give it their own."""
+    from reports import snapshots
+
+    monkeypatch.setattr(snapshots, "MEASUREMENTS", tmp_path_factory.mktemp("no-measurements"))
+
+
 def bench(name: str, params: dict[str, list], unit: str, version: str) -> dict:
     """A benchmarks.json entry as asv writes it: parameter values stored as their repr."""
     return {"name": name, "param_names": list(params), "unit": unit, "version": version,
@@ -645,3 +653,74 @@ def test_screenshot_errors_name_what_is_missing(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="expected a Chromium on PATH"):
         screenshot.find_browser()
     assert screenshot.main(["--html", str(tmp_path)]) == 1
+
+
+# --- GPU snapshots -------------------------------------------------------------------------------
+
+
+def snapshot(device: str, fgsm_ms: float, **groups) -> dict:
+    """A suite.gpu_snapshot file's content: one attack-ops group unless `groups` add more."""
+    rows = [
+        {"op": "fgsm", "impl": "triton", "dtype": "fp32", "batch": 16, "side": 1024,
+         "ms": fgsm_ms, "pct_copy": 90.0},
+        {"op": "fgsm", "impl": "eager", "dtype": "fp32", "batch": 16, "side": 1024,
+         "ms": 4 * fgsm_ms, "pct_copy": 22.5},
+        {"op": "linear_fgsm", "impl": "triton", "dtype": "fp32", "batch": 16, "side": 1024,
+         "error": "OutOfMemoryError: CUDA out of memory", "skip": True},
+        {"op": "linear_fgsm", "impl": "eager", "dtype": "fp32", "batch": 16, "side": 1024,
+         "ms": 2.0, "pct_copy": 10.0},
+    ]  # fmt: skip
+    return {"device": device, "date": "2026-11-26T01:00:00+00:00", "memory_gib": 80.0,
+            "versions": {"torch": "2.11.0", "triton": "3.6.0"}, "cuda": "13.0",
+            "copy_gbps": 3000.0, "matmul_peak_tflops": {"fp32": 50.0, "bf16": 700.0},
+            "budget_s": 100.0,
+            "groups": {"attack_ops": {"what": "ops", "rows": rows}, **groups}}  # fmt: skip
+
+
+def write_snapshots(folder: Path, *snaps: dict) -> None:
+    import json
+
+    for i, snap in enumerate(snaps):
+        (folder / f"run{i}").mkdir(parents=True)
+        (folder / f"run{i}" / "gpu_snapshot.json").write_text(json.dumps(snap))
+
+
+def test_snapshot_tables_put_devices_side_by_side(tmp_path, monkeypatch):
+    from reports import snapshots
+
+    unrun = {"what": "hvp", "skipped": "budget spent"}
+    write_snapshots(tmp_path, snapshot("NVIDIA H100", 0.2), snapshot("NVIDIA H200", 0.1, hvp=unrun))
+    monkeypatch.setattr(snapshots, "MEASUREMENTS", tmp_path)
+    secs = {s["id"]: s for s in snapshots.sections()}
+    assert list(secs) == ["devices", "attack_ops", "hvp"]
+    devices = secs["devices"]["items"][0]["html"]
+    assert "NVIDIA H100 (2026-11-26)" in devices and '<td class="num">3000</td>' in devices
+    ops = secs["attack_ops"]["items"][0]["html"]
+    for text in ("NVIDIA H100 (2026-11-26) triton", "NVIDIA H200 (2026-11-26) eager",
+                 "0.2 ms (90%)", "0.4 ms (22%)", "0.1 ms (90%)",
+                 "skipped: OutOfMemoryError: CUDA out of memory",
+                 "NVIDIA H200 (2026-11-26) triton over eager"):  # fmt: skip
+        assert text in ops
+    # eager's ms over triton's: 4x on each device; none where triton has no number
+    assert ops.count("<td>4.00x</td>") == 2 and ops.count("<td>–</td>") == 2
+    assert secs["hvp"]["items"] == [
+        {"kind": "text", "text": "Not measured on NVIDIA H200 (2026-11-26): budget spent."}
+    ]
+
+
+def test_snapshot_page_is_built_only_with_snapshots(tmp_path, results_dir, monkeypatch):
+    from reports import snapshots
+
+    rs = load([results_dir])
+    build(rs, tmp_path / "none")
+    assert not (tmp_path / "none" / "gpu.html").exists()
+    write_snapshots(tmp_path / "m", snapshot("NVIDIA H200", 0.1))
+    monkeypatch.setattr(snapshots, "MEASUREMENTS", tmp_path / "m")
+    index = build(rs, tmp_path / "html").read_text()
+    page = (tmp_path / "html" / "gpu.html").read_text()
+    assert "gpu.html" in index and "1 snapshot(s) in reports/measurements/" in index
+    assert "0.1 ms (90%)" in page and "<script" not in page
+    (tmp_path / "m" / "run9").mkdir()
+    (tmp_path / "m" / "run9" / "gpu_snapshot.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="snapshots.load: expected a gpu_snapshot file, got"):
+        snapshots.sections()

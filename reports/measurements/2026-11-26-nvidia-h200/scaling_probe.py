@@ -1,0 +1,91 @@
+"""Part of the scaling experiment's GPU size, one cell at a time, and its slopes.
+
+    python scaling_probe.py run POINTS.jsonl FAMILY MODELS [REGIMES]
+    python scaling_probe.py fit POINTS.jsonl[.gz]
+
+(e.g. run points.jsonl natural linear,mlp,cnn more,fewer; run from the repository's root with
+it on PYTHONPATH.)
+
+``run`` is ``suite.experiments.scaling.run`` on the GPU size restricted to one family and the
+given models and regimes, appending every finished (model, regime, side) cell to POINTS.jsonl as
+it completes (per-sample norms, the point's summary, training and attack seconds, peak GPU
+memory), so a run stopped early keeps its cells. ``fit`` fits the experiment's log-log slopes with
+bootstrap intervals and its fixed verdict rule to the cells present (three sides at least).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gzip
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+from suite.experiments import analysis as A
+from suite.experiments import models as M
+from suite.experiments import scaling as S
+
+
+def run(out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...]) -> None:
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = dataclasses.replace(S.SIZES["gpu"], families=(family,), models=models, regimes=regimes)
+    print("config", json.dumps(cfg.as_dict()), flush=True)
+    t0, current = time.perf_counter(), {}
+    train, point = M.train, S._point
+
+    def timed_train(name, scenes, side, regime, **kw):
+        c0 = time.perf_counter()
+        trained = train(name, scenes, side, regime, **kw)
+        current.update(regime=regime, train_s=time.perf_counter() - c0)
+        return trained
+
+    def recorded_point(model, name, x, y, *args, **kw):
+        c0 = time.perf_counter()
+        p = point(model, name, x, y, *args, **kw)
+        mem = torch.cuda.max_memory_allocated() / 2**30 if dev == "cuda" else 0.0
+        rec = {"family": family, "model": name, "side": int(x.shape[-1]), **current,
+               "attack_s": time.perf_counter() - c0, "elapsed_s": time.perf_counter() - t0,
+               "max_mem_gib": mem}  # fmt: skip
+        for k, v in p.items():
+            if isinstance(v, np.ndarray):
+                rec[k] = v.tolist()
+            elif isinstance(v, (int, float, str, list)):
+                rec[k] = v
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return p
+
+    S.M.train, S._point = timed_train, recorded_point
+    res = S.run(cfg, dev, log=lambda m: print(m, flush=True))
+    print(f"done in {res['seconds']:.1f} s", flush=True)
+
+
+def fit(points: str) -> None:
+    cells: dict[tuple[str, str], dict[int, dict]] = collections.defaultdict(dict)
+    with (gzip.open if points.endswith(".gz") else open)(points, "rt") as f:
+        for line in f:
+            r = json.loads(line)
+            cells[(r["model"], r["regime"])][r["side"]] = r
+    for (model, regime), by_side in cells.items():
+        sides = sorted(s for s in by_side if by_side[s].get("l2"))
+        if len(sides) < S.MIN_SIDES:
+            continue
+        print(f"{model}/{regime}, sides {sides[0]} to {sides[-1]}")
+        for reading, (norm, _) in A.READINGS.items():
+            xs = [A.against(reading, s) for s in sides]
+            ys = [np.asarray(by_side[s][norm]) for s in sides]
+            sl = A.loglog_slope(xs, ys, n_boot=2000, seed=0)
+            print(f"  {reading:10s} {sl.value:+.3f} [{sl.low:+.3f}, {sl.high:+.3f}] "
+                  f"{A.verdict(sl.low, sl.high)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        regimes = tuple(sys.argv[5].split(",")) if len(sys.argv) > 5 else M.REGIMES
+        run(sys.argv[2], sys.argv[3], tuple(sys.argv[4].split(",")), regimes)
+    else:
+        fit(sys.argv[2])
