@@ -48,7 +48,7 @@ def _whole_attacks(impls: tuple[str, ...], side: int) -> dict[tuple[Any, ...], d
 
 def _minimal_l2(impls: tuple[str, ...], side: int) -> dict[tuple[Any, ...], dict[str, Any]]:
     """One call of each minimal-L2 search on ``TimeMinimalL2``'s GPU problem (1024 points):
-    wall-clock seconds, success rate and median pixel L2."""
+    wall-clock ms, success rate and median pixel L2."""
     problem = bench_attack.minimal_problem("cuda", side)
     model, x, y = problem
     out = {}
