@@ -74,6 +74,10 @@ class Page:
     intro: str
     always: bool = False  # built even when benchmarks.json has none of its modules
     sections: Callable[[ResultSet, tuple[str, ...]], list[dict]] | None = None  # default: generic
+    # a page fed by something other than asv's results: built when `shown()` says so (instead
+    # of by its modules), its line on the index saying `count()` (instead of benchmark counts)
+    shown: Callable[[], bool] | None = None
+    count: Callable[[], str] | None = None
 
 
 PAGES = [
@@ -90,21 +94,22 @@ PAGES = [
          "E3: how rare minima are among critical points: random-matrix Hessians, landscapes "
          "with known answers, and every further landscape the suite measures.",
          sections=lambda r, m: _experiment("saddles", r, m)),
+    Page("gpu.html", "GPU snapshots", (),
+         "Timed, reduced runs of the GPU benchmarks (python -m suite.gpu_snapshot) kept under "
+         "reports/measurements/, for GPUs the whole asv suite has not run on: each device's "
+         "measured ceilings, then every measured combination, devices side by side. CUDA-event "
+         "medians (triton.testing.do_bench); minimal-L2 searches: one wall-clock call each.",
+         sections=lambda r, m: _snapshots().sections(),
+         shown=lambda: bool(_snapshots().files()),
+         count=lambda: f"{len(_snapshots().files())} snapshot(s) in reports/measurements/"),
 ]  # fmt: skip
-# built when reports/measurements/ holds a GPU snapshot (suite.gpu_snapshot): no asv results
-GPU_SNAPSHOTS = Page(
-    "gpu.html", "GPU snapshots", (),
-    "Timed, reduced runs of the GPU benchmarks (python -m suite.gpu_snapshot) kept under "
-    "reports/measurements/, for GPUs the whole asv suite has not run on: each device's measured "
-    "ceilings, then every measured combination, devices side by side. CUDA-event medians "
-    "(triton.testing.do_bench); minimal-L2 searches: one wall-clock call each.",
-    sections=lambda r, m: _snapshot_sections())  # fmt: skip
 
 
-def _snapshot_sections() -> list[dict]:
-    from reports import snapshots  # builds on this module's helpers
+def _snapshots():
+    """``reports.snapshots``, imported when used: it builds on this module's helpers."""
+    from reports import snapshots
 
-    return snapshots.sections()
+    return snapshots
 
 
 def _experiment(name: str, results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
@@ -539,15 +544,13 @@ def benchmark_sections(
 
 
 def pages_for(results: ResultSet) -> list[Page]:
-    """Pages with something to show: kernels always, others once their module exists."""
+    """Pages with something to show: kernels always, others once their module exists (or their
+    `shown()` says so)."""
     present = set(results.modules())
-    pages = [p for p in PAGES if p.always or present & set(p.modules)]
+    pages = [p for p in PAGES
+             if (p.shown() if p.shown else p.always or present & set(p.modules))]  # fmt: skip
     claimed = {m for p in PAGES for m in p.modules}
     pages += [Page(f"{m}.html", m, (m,), f"Benchmarks of {m}.") for m in sorted(present - claimed)]
-    from reports import snapshots
-
-    if snapshots.files():
-        pages.append(GPU_SNAPSHOTS)
     return pages
 
 
@@ -569,11 +572,7 @@ def index_context(results: ResultSet, pages: list[Page], out: Path, asv_html: Pa
     for p in pages:
         names = [n for n in results.benchmarks if split_name(n)[0] in p.modules]
         have = cur[cur["module"].isin(p.modules)]["benchmark"].nunique()
-        count = f"{have} of {len(names)} benchmarks with current results"
-        if p is GPU_SNAPSHOTS:
-            from reports import snapshots
-
-            count = f"{len(snapshots.files())} snapshot(s) in reports/measurements/"
+        count = p.count() if p.count else f"{have} of {len(names)} benchmarks with current results"
         listed.append({"file": p.file, "title": p.title, "intro": p.intro, "count": count})
     asv = None
     if asv_html is not None and (asv_html / "index.html").is_file():

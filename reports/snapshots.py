@@ -67,7 +67,7 @@ def devices_table(snaps: list[dict[str, Any]]) -> str:
 
 def _present(row: dict[str, Any], key: str) -> bool:
     v = row.get(key)
-    return v is not None and not (isinstance(v, float) and v != v)  # NaN: another row's column
+    return v is not None and not (isinstance(v, float) and v != v)  # NaN: no number
 
 
 def _cell(row: dict[str, Any], share: str | None) -> str:
@@ -96,7 +96,7 @@ def group_table(snaps: list[dict[str, Any]], group: str) -> str | None:
     df = pd.DataFrame(records)
     params = [c for c in df.columns if c not in NUMBERS and c not in ("device", "impl")]
     share = next((c for c in SHARE if c in df.columns), None)
-    df["cell"] = [_cell(r, share) for r in df.to_dict("records")]
+    df["cell"] = [_cell(r, share) for r in records]
     cols = ["device", "impl"] if "impl" in df.columns else ["device"]
     table = df.pivot_table(index=params, columns=cols, values="cell", aggfunc="first", sort=False)
     multi = len(snaps) > 1
@@ -105,7 +105,7 @@ def group_table(snaps: list[dict[str, Any]], group: str) -> str | None:
         for c in (c if isinstance(c, tuple) else (c,) for c in table.columns)
     ]
     if "impl" in df.columns:
-        ok = df[[not _present(r, "error") for r in df.to_dict("records")]]
+        ok = df[[not _present(r, "error") for r in records]]
         ms = ok.pivot_table(index=params, columns=cols, values="ms", aggfunc="first", sort=False)
         for s in snaps:
             label = s["label"]
