@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from suite import bench_attack, bench_hvp, bench_pyramid, common
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+from suite.machine import dist_version
 
 
 def _whole_attacks(impls: tuple[str, ...], side: int) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -111,11 +103,11 @@ GROUPS: list[tuple[str, str, tuple[str, ...], Callable[[], dict]]] = [
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-        json.dump(data, f, indent=1, default=float)
-    os.replace(f.name, path)
+    """Write `data` to `path` atomically (``reports.build.write_atomic``: a snapshot is one of
+    the report's inputs), readable by all."""
+    from reports.build import write_atomic  # here: it imports matplotlib
+
+    write_atomic(Path(path), json.dumps(data, indent=1, default=float))
 
 
 def header(budget: float) -> dict[str, Any]:
@@ -129,7 +121,7 @@ def header(budget: float) -> dict[str, Any]:
         "memory_gib": round(props.total_memory / 2**30, 1),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
-            d: _version(d) for d in ("torch", "triton", "torchattacks", "foolbox", "kornia")
+            d: dist_version(d) for d in ("torch", "triton", "torchattacks", "foolbox", "kornia")
         },
         "cuda": torch.version.cuda,
         "budget_s": budget,

@@ -22,7 +22,7 @@ import torch
 from suite.common import cuda_available, gpu_name, machine_name
 
 
-def _version(dist: str) -> str:
+def dist_version(dist: str) -> str:
     """Installed version of distribution `dist` without importing it, or ``"none"``."""
     try:
         return importlib.metadata.version(dist)
@@ -50,7 +50,7 @@ def machine_info() -> dict[str, str]:
         gpu_count=str(torch.cuda.device_count() if cuda_available() else 0),
         cuda=str(torch.version.cuda or "none"),
         torch=torch.__version__,
-        triton=_version("triton"),
+        triton=dist_version("triton"),
     )
     return info
 

@@ -454,6 +454,7 @@ def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
               ("c", "slow", ("k",), slow), ("d", "never", ("k",), slow)]  # fmt: skip
     data = gs.snapshot(str(out), budget=50.0, log=lambda m: None, groups=groups)
     assert json.loads(out.read_text()) == json.loads(json.dumps(data))
+    assert out.stat().st_mode & 0o777 == 0o644  # readable by all, as the report's files
     g = data["groups"]
     assert g["a"]["rows"] == [
         {"op": "fgsm", "impl": "triton", "ms": 0.5},
