@@ -65,22 +65,23 @@ def run(out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...]
 
 
 def fit(points: str) -> None:
+    """The experiment's own fit (``scaling._slopes``, the GPU size's bootstrap and seed) of the
+    cells in `points`, per model and regime."""
     cells: dict[tuple[str, str], dict[int, dict]] = collections.defaultdict(dict)
     with (gzip.open if points.endswith(".gz") else open)(points, "rt") as f:
         for line in f:
             r = json.loads(line)
-            cells[(r["model"], r["regime"])][r["side"]] = r
+            per_sample = {k: np.asarray(v) for k, v in r.items() if isinstance(v, list)}
+            cells[(r["model"], r["regime"])][r["side"]] = r | per_sample
     for (model, regime), by_side in cells.items():
-        sides = sorted(s for s in by_side if by_side[s].get("l2"))
-        if len(sides) < S.MIN_SIDES:
+        slopes = S._slopes(S.SIZES["gpu"], by_side)
+        if "why" in slopes:
             continue
-        print(f"{model}/{regime}, sides {sides[0]} to {sides[-1]}")
-        for reading, (norm, _) in A.READINGS.items():
-            xs = [A.against(reading, s) for s in sides]
-            ys = [np.asarray(by_side[s][norm]) for s in sides]
-            sl = A.loglog_slope(xs, ys, n_boot=2000, seed=0)
-            print(f"  {reading:10s} {sl.value:+.3f} [{sl.low:+.3f}, {sl.high:+.3f}] "
-                  f"{A.verdict(sl.low, sl.high)}")  # fmt: skip
+        print(f"{model}/{regime}, sides {slopes['sides'][0]} to {slopes['sides'][-1]}")
+        for reading in A.READINGS:
+            sl = slopes[reading]
+            print(f"  {reading:10s} {sl['value']:+.3f} [{sl['low']:+.3f}, {sl['high']:+.3f}] "
+                  f"{sl['verdict']}")  # fmt: skip
 
 
 if __name__ == "__main__":
