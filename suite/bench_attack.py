@@ -396,6 +396,14 @@ def minimal_search(impl: str, problem: Problem) -> Callable[[], torch.Tensor]:
     raise ValueError(f"minimal_search: expected impl in {MINIMAL_IMPLS}, got {impl!r}")
 
 
+@torch.no_grad()
+def minimal_outcome(problem: Problem, adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(success (B,): the label flipped at `adv`, pixel L2 norms (B,) of adv - x) of a search's
+    points on `problem` (model, x, y)."""
+    model, x, y = problem
+    return model(adv).argmax(dim=1) != y, (adv - x).flatten(1).norm(dim=1)
+
+
 def minimal_cache() -> dict[str, Any]:
     """The problems at every side and each search's outcome on them, once per ``asv run``
     (the shared ``setup_cache`` of the two classes below): {"problems": {side: (model, x, y)},
@@ -405,16 +413,13 @@ def minimal_cache() -> dict[str, Any]:
     problems = {side: minimal_problem(dev, side) for side in MINIMAL_SIDES}
     outcomes: dict[tuple[str, int], Any] = {}
     for side, problem in problems.items():
-        model, x, y = problem
         for impl in MINIMAL_IMPLS:
             try:
                 adv = minimal_search(impl, problem)()
             except NotImplementedError as exc:  # a peer library that is not installed
                 outcomes[(impl, side)] = str(exc)
                 continue
-            with torch.no_grad():
-                ok = model(adv).argmax(dim=1) != y
-            outcomes[(impl, side)] = (ok, (adv - x).flatten(1).norm(dim=1))
+            outcomes[(impl, side)] = minimal_outcome(problem, adv)
     return {"problems": problems, "outcomes": outcomes}
 
 

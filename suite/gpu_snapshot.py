@@ -42,7 +42,6 @@ def _minimal_l2(impls: tuple[str, ...], side: int) -> dict[tuple[Any, ...], dict
     """One call of each minimal-L2 search on ``TimeMinimalL2``'s GPU problem (1024 points):
     wall-clock ms, success rate and median pixel L2."""
     problem = bench_attack.minimal_problem("cuda", side)
-    model, x, y = problem
     out = {}
     for impl in impls:
         try:
@@ -53,12 +52,10 @@ def _minimal_l2(impls: tuple[str, ...], side: int) -> dict[tuple[Any, ...], dict
             adv = search()
             common.sync("cuda")
             seconds = time.perf_counter() - t0
-            with torch.no_grad():
-                ok = model(adv).argmax(dim=1) != y
-            norms = (adv - x).flatten(1).norm(dim=1)
+            ok, norms = bench_attack.minimal_outcome(problem, adv)
             out[(impl, side)] = {
                 "ms": 1e3 * seconds,
-                "points": len(y),
+                "points": len(ok),
                 "success_rate": float(ok.double().mean()),
                 "median_l2": float(norms[ok].median()) if ok.any() else float("nan"),
             }
