@@ -1,25 +1,28 @@
 """Part of the scaling experiment's GPU size, one cell at a time, and its slopes.
 
-    python scaling_probe.py run POINTS.jsonl FAMILY MODELS [REGIMES]
+    python scaling_probe.py run POINTS.jsonl FAMILY MODELS [REGIMES] [--max-side S]
     python scaling_probe.py fit POINTS.jsonl[.gz]
+    python scaling_probe.py control OUT.json
 
 (e.g. run points.jsonl natural linear,mlp,cnn more,fewer; run from the repository's root with
 it on PYTHONPATH.)
 
-``run`` is ``suite.experiments.scaling.run`` on the GPU size restricted to one family and the
-given models and regimes, appending every finished (model, regime, side) cell to POINTS.jsonl as
-it completes (per-sample norms, the point's summary, training and attack seconds, peak GPU
+``run`` is ``suite.experiments.scaling.run`` on the GPU size restricted to one family, the given
+models and regimes, and sides to S, appending every finished (model, regime, side) cell to
+POINTS.jsonl as it completes (per-sample norms, the point's summary, training and attack seconds, peak GPU
 memory), so a run stopped early keeps its cells. ``fit`` fits the experiment's log-log slopes with
 bootstrap intervals and its fixed verdict rule to the cells present (three sides at least).
+``control`` is the experiment's uniform-cube control (``scaling.control``) at the GPU size's pixel
+counts, written to OUT.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import dataclasses
 import gzip
 import json
-import sys
 import time
 
 import numpy as np
@@ -30,9 +33,16 @@ from suite.experiments import models as M
 from suite.experiments import scaling as S
 
 
-def run(out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...]) -> None:
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = dataclasses.replace(S.SIZES["gpu"], families=(family,), models=models, regimes=regimes)
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run(
+    out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...], max_side: int
+) -> None:
+    dev, gpu = _device(), S.SIZES["gpu"]
+    sides = tuple(s for s in gpu.sides if s <= max_side)
+    cfg = dataclasses.replace(gpu, families=(family,), models=models, regimes=regimes, sides=sides)
     print("config", json.dumps(cfg.as_dict()), flush=True)
     t0, current = time.perf_counter(), {}
     train, point = M.train, S._point
@@ -84,9 +94,31 @@ def fit(points: str) -> None:
                   f"{sl['verdict']}")  # fmt: skip
 
 
+def control(out: str) -> None:
+    """The GPU size's control case, timed, as JSON."""
+    dev, c0 = _device(), time.perf_counter()
+    res = S.control(S.SIZES["gpu"], dev)
+    res["seconds"], res["device"] = time.perf_counter() - c0, dev
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res), flush=True)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "run":
-        regimes = tuple(sys.argv[5].split(",")) if len(sys.argv) > 5 else M.REGIMES
-        run(sys.argv[2], sys.argv[3], tuple(sys.argv[4].split(",")), regimes)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("points")
+    r.add_argument("family")
+    r.add_argument("models", type=lambda v: tuple(v.split(",")))
+    r.add_argument("regimes", nargs="?", type=lambda v: tuple(v.split(",")), default=M.REGIMES)
+    r.add_argument("--max-side", type=int, default=max(S.SIZES["gpu"].sides))
+    sub.add_parser("fit").add_argument("points")
+    sub.add_parser("control").add_argument("out")
+    a = ap.parse_args()
+    if a.command == "run":
+        run(a.points, a.family, a.models, a.regimes, a.max_side)
+    elif a.command == "fit":
+        fit(a.points)
     else:
-        fit(sys.argv[2])
+        control(a.out)
