@@ -8,12 +8,15 @@
 it on PYTHONPATH.)
 
 ``run`` is ``suite.experiments.scaling.run`` on the GPU size restricted to one family, the given
-models and regimes, and sides to S, appending every finished (model, regime, side) cell to
-POINTS.jsonl as it completes (per-sample norms, the point's summary, training and attack seconds, peak GPU
-memory), so a run stopped early keeps its cells. ``fit`` fits the experiment's log-log slopes with
-bootstrap intervals and its fixed verdict rule to the cells present (three sides at least).
-``control`` is the experiment's uniform-cube control (``scaling.control``) at the GPU size's pixel
-counts, written to OUT.json.
+models and regimes, and sides to S. It appends every finished (model, regime, side) cell to
+POINTS.jsonl as it completes (per-sample norms, the point's summary, training and attack
+seconds, peak GPU memory), so a run stopped early keeps its cells.
+
+``fit`` fits the experiment's log-log slopes with bootstrap intervals and its fixed verdict rule
+to the cells present (three sides at least), per family, model and regime.
+
+``control`` is the experiment's uniform-cube control (``scaling.control``) at the GPU size's
+pixel counts, written to OUT.json.
 """
 
 from __future__ import annotations
@@ -76,18 +79,18 @@ def run(
 
 def fit(points: str) -> None:
     """The experiment's own fit (``scaling._slopes``, the GPU size's bootstrap and seed) of the
-    cells in `points`, per model and regime."""
-    cells: dict[tuple[str, str], dict[int, dict]] = collections.defaultdict(dict)
+    cells in `points`, per family, model and regime."""
+    cells: dict[tuple[str, str, str], dict[int, dict]] = collections.defaultdict(dict)
     with (gzip.open if points.endswith(".gz") else open)(points, "rt") as f:
         for line in f:
             r = json.loads(line)
             per_sample = {k: np.asarray(v) for k, v in r.items() if isinstance(v, list)}
-            cells[(r["model"], r["regime"])][r["side"]] = r | per_sample
-    for (model, regime), by_side in cells.items():
+            cells[(r["family"], r["model"], r["regime"])][r["side"]] = r | per_sample
+    for (family, model, regime), by_side in cells.items():
         slopes = S._slopes(S.SIZES["gpu"], by_side)
         if "why" in slopes:
             continue
-        print(f"{model}/{regime}, sides {slopes['sides'][0]} to {slopes['sides'][-1]}")
+        print(f"{family}/{model}/{regime}, sides {slopes['sides'][0]} to {slopes['sides'][-1]}")
         for reading in A.READINGS:
             sl = slopes[reading]
             print(f"  {reading:10s} {sl['value']:+.3f} [{sl['low']:+.3f}, {sl['high']:+.3f}] "
