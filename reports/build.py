@@ -102,6 +102,13 @@ PAGES = [
          sections=lambda r, m: _snapshots().sections(),
          shown=lambda: bool(_snapshots().files()),
          count=lambda: f"{len(_snapshots().files())} snapshot(s) in reports/measurements/"),
+    Page("gpu_scaling.html", "Scaling on a GPU", (),
+         "Cells of the scaling experiment's GPU size (sides to 1024, the CNN included) run a "
+         "family at a time outside asv and kept under reports/measurements/, with the "
+         "experiment's own fit and verdicts, and the cells not yet run.",
+         sections=lambda r, m: _gpu_scaling().sections(),
+         shown=lambda: bool(_gpu_scaling().files()),
+         count=lambda: f"{len(_gpu_scaling().files())} file(s) in reports/measurements/"),
 ]  # fmt: skip
 
 
@@ -110,6 +117,13 @@ def _snapshots():
     from reports import snapshots
 
     return snapshots
+
+
+def _gpu_scaling():
+    """``reports.gpu_scaling``, imported when used: it builds on this module's helpers."""
+    from reports import gpu_scaling
+
+    return gpu_scaling
 
 
 def _experiment(name: str, results: ResultSet, modules: tuple[str, ...]) -> list[dict]:

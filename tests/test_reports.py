@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from asv.benchmarks import Benchmarks
 from asv.machine import Machine
@@ -28,10 +29,12 @@ NAN = float("nan")
 
 @pytest.fixture(autouse=True)
 def _no_snapshots(tmp_path_factory, monkeypatch):
-    """The report's GPU-snapshot page reads reports/measurements/; tests give it their own."""
-    from reports import snapshots
+    """The report's GPU pages read reports/measurements/; tests give them their own."""
+    from reports import gpu_scaling, snapshots
 
-    monkeypatch.setattr(snapshots, "MEASUREMENTS", tmp_path_factory.mktemp("no-measurements"))
+    empty = tmp_path_factory.mktemp("no-measurements")
+    monkeypatch.setattr(snapshots, "MEASUREMENTS", empty)
+    monkeypatch.setattr(gpu_scaling, "MEASUREMENTS", empty)
 
 
 def bench(name: str, params: dict[str, list], unit: str, version: str) -> dict:
@@ -724,3 +727,95 @@ def test_snapshot_page_is_built_only_with_snapshots(tmp_path, results_dir, monke
     (tmp_path / "m" / "run9" / "gpu_snapshot.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="snapshots.load: expected a gpu_snapshot file, got"):
         snapshots.sections()
+
+
+# --- the scaling experiment's GPU cells ----------------------------------------------------------
+
+
+def scaling_cells(family: str, model: str, regime: str, sides: tuple[int, ...], seed: int = 0):
+    """Points-file lines of cells whose pixel L2 grows like side^0.5 (so the area-normalised L2,
+    L2 / side, falls like side^-0.5), with 10% log-normal scatter, 64 samples per side."""
+    gen = np.random.default_rng(seed)
+    for side in sides:
+        l2 = 0.3 * side**0.5 * np.exp(0.1 * gen.standard_normal(64))
+        pos = np.exp(gen.standard_normal(64))
+        yield {"family": family, "model": model, "regime": regime, "side": side,
+               "train_s": 1.5, "attack_s": 0.5, "max_mem_gib": 2.0 * side / 128,
+               "l2": l2.tolist(), "l2_area": (l2 / side).tolist(), "linf": pos.tolist(),
+               "m": pos.tolist(), "margin": pos.tolist(), "eps_m_n": pos.tolist(),
+               "median_l2": float(np.median(l2)),
+               "median_l2_area": float(np.median(l2 / side))}  # fmt: skip
+
+
+def write_cells(path: Path, *cells: dict, gz: bool = True) -> Path:
+    import gzip
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(c) + "\n" for c in cells)
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_gpu_scaling_fits_the_cells_and_names_those_not_run(tmp_path, monkeypatch):
+    from reports import gpu_scaling
+    from reports.science import VERDICTS
+
+    write_cells(tmp_path / "h200" / "scaling_natural_points.jsonl.gz",
+                *scaling_cells("natural", "linear", "fewer", (8, 16, 32, 64, 128)))  # fmt: skip
+    # two sides: too few for a slope, listed among the cells run, not fitted
+    write_cells(tmp_path / "h100" / "scaling_noisy_points.jsonl",
+                *scaling_cells("noisy", "mlp", "more", (8, 16), seed=1), gz=False)  # fmt: skip
+    monkeypatch.setattr(gpu_scaling, "MEASUREMENTS", tmp_path)
+    cells = gpu_scaling.load(gpu_scaling.files())
+    assert set(cells) == {("h200", "natural", "linear", "fewer"), ("h100", "noisy", "mlp", "more")}
+    slopes = gpu_scaling.fits(cells).set_index("reading")
+    assert set(slopes["folder"]) == {"h200"}
+    expected = {"l2_R": (0.5, "disagrees"), "l2_N": (0.25, "disagrees"),
+                "l2_area_R": (-0.5, "agrees"), "l2_area_N": (-0.25, "disagrees")}  # fmt: skip
+    for reading, (slope, verdict) in expected.items():
+        row = slopes.loc[reading]
+        assert abs(row["slope"] - slope) < 0.03, (reading, row["slope"])
+        assert row["slope_low"] < row["slope"] < row["slope_high"]
+        assert VERDICTS[row["verdict"]] == verdict and row["sides"] == "8–128 (5)"
+    gaps = gpu_scaling.not_run(cells)
+    assert "natural / linear / fewer: 256, 512, 1024" in gaps["h200"]
+    assert "natural / linear / more: 8, 16, 32, 64, 128, 256" in gaps["h200"]
+    assert "noisy / mlp / more: 32, 64, 128, 256" in gaps["h100"]
+    assert "upsampled / cnn / fewer: 8, 16, 32, 64, 128, 256, 512, 1024" in gaps["h100"]
+    secs = {s["id"]: s for s in gpu_scaling.sections()}
+    assert list(secs) == ["runs", "slopes", "norms"]
+    runs = secs["runs"]["items"][0]["html"]
+    assert "h100" in runs and ">7.5<" in runs and ">2.5<" in runs  # 5 cells of 1.5 s and 0.5 s
+    table = secs["slopes"]["items"][0]["html"]
+    assert "area L2 vs side" in table and "agrees" in table and "h100" not in table
+    assert [i["kind"] for i in secs["norms"]["items"]] == ["plot", "plot"]  # one per regime
+
+
+def test_gpu_scaling_page_is_built_only_with_cells_and_bad_lines_are_named(
+    tmp_path, results_dir, monkeypatch
+):
+    from reports import gpu_scaling
+
+    rs = load([results_dir])
+    build(rs, tmp_path / "none")
+    assert not (tmp_path / "none" / "gpu_scaling.html").exists()
+    path = write_cells(tmp_path / "m" / "run1" / "scaling_natural_points.jsonl.gz",
+                       *scaling_cells("natural", "linear", "fewer", (8, 16, 32)))  # fmt: skip
+    monkeypatch.setattr(gpu_scaling, "MEASUREMENTS", tmp_path / "m")
+    index = build(rs, tmp_path / "html").read_text()
+    page = (tmp_path / "html" / "gpu_scaling.html").read_text()
+    assert "gpu_scaling.html" in index and "1 file(s) in reports/measurements/" in index
+    assert "run1: not yet run" in page and "<script" not in page
+    bad = dict(next(scaling_cells("natural", "mlp", "fewer", (8,))))
+    del bad["l2_area"]
+    write_cells(path.with_name("scaling_bad_points.jsonl"), bad, gz=False)
+    with pytest.raises(ValueError, match=r"gpu_scaling.load: expected a cell with \['l2_area'\] "
+                                         r"at .*scaling_bad_points.jsonl:1"):  # fmt: skip
+        gpu_scaling.sections()
+    path.with_name("scaling_bad_points.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"expected a JSON cell, got .* at .*jsonl:1"):
+        gpu_scaling.sections()

@@ -188,8 +188,12 @@ def _point(
     return out
 
 
-def _slopes(cfg: Config, points: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Readings' slopes and verdicts, and E2's slopes against N, over the sides with norms."""
+def fit_slopes(cfg: Config, points: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Readings' slopes and verdicts, and E2's slopes against N, over the sides with norms, of one
+    (family, model, regime): `points` {side: a point as ``_point`` returns it, its per-sample
+    arrays ``l2``, ``l2_area``, ``linf``, ``m``, ``margin``, ``eps_m_n`` used}, fitted with `cfg`'s
+    bootstrap and seed. Returns {"sides": [...], reading or "e2_<qty>": {...}} or, with fewer
+    than ``MIN_SIDES`` sides, {"sides", "why"}."""
     sides = [s for s in sorted(points) if points[s].get("l2", np.empty(0)).size]
     out: dict[str, Any] = {"sides": sides}
     if len(sides) < MIN_SIDES:
@@ -269,7 +273,7 @@ def run(
                     say(f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
                         f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
                         f" ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
-                slopes[(family, model_name, regime)] = _slopes(cfg, by_side)
+                slopes[(family, model_name, regime)] = fit_slopes(cfg, by_side)
     return {
         "config": cfg.as_dict(),
         "device": device,

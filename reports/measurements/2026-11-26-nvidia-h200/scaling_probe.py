@@ -78,7 +78,7 @@ def run(
 
 
 def fit(points: str) -> None:
-    """The experiment's own fit (``scaling._slopes``, the GPU size's bootstrap and seed) of the
+    """The experiment's own fit (``scaling.fit_slopes``, the GPU size's bootstrap and seed) of the
     cells in `points`, per family, model and regime."""
     cells: dict[tuple[str, str, str], dict[int, dict]] = collections.defaultdict(dict)
     with (gzip.open if points.endswith(".gz") else open)(points, "rt") as f:
@@ -87,7 +87,7 @@ def fit(points: str) -> None:
             per_sample = {k: np.asarray(v) for k, v in r.items() if isinstance(v, list)}
             cells[(r["family"], r["model"], r["regime"])][r["side"]] = r | per_sample
     for (family, model, regime), by_side in cells.items():
-        slopes = S._slopes(S.SIZES["gpu"], by_side)
+        slopes = S.fit_slopes(S.SIZES["gpu"], by_side)
         if "why" in slopes:
             continue
         print(f"{family}/{model}/{regime}, sides {slopes['sides'][0]} to {slopes['sides'][-1]}")
