@@ -23,7 +23,7 @@ import pandas as pd
 
 from reports import scaling as page
 from reports.build import _plot, html_table
-from reports.science import interval
+from reports.science import interval, verdict_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "reports" / "measurements"
@@ -138,14 +138,13 @@ def runs_table(cells: Cells) -> str:
 
 def slopes_table(slopes: pd.DataFrame) -> str:
     """One row per (folder, family, model, regime), one column per reading: slope [interval]
-    and verdict."""
-    from reports.science import verdict_text
-
+    and verdict; no folder column when there is one folder (the runs table names it)."""
     slopes = slopes.assign(cell=[f"{interval(s, lo, hi)} {verdict_text(v)}" for s, lo, hi, v in
                                  zip(slopes["slope"], slopes["slope_low"], slopes["slope_high"],
                                      slopes["verdict"], strict=True)])  # fmt: skip
+    keys = ["family", "model", "regime", "sides"]
     wide = slopes.pivot_table(
-        index=["folder", "family", "model", "regime", "sides"],
+        index=keys if slopes["folder"].nunique() == 1 else ["folder", *keys],
         columns="reading",
         values="cell",
         aggfunc="first",

@@ -792,6 +792,7 @@ def test_gpu_scaling_fits_the_cells_and_names_those_not_run(tmp_path, monkeypatc
     assert "h100" in runs and ">7.5<" in runs and ">2.5<" in runs  # 5 cells of 1.5 s and 0.5 s
     table = secs["slopes"]["items"][0]["html"]
     assert "area L2 vs side" in table and "agrees" in table and "h100" not in table
+    assert "<th>folder</th>" not in table  # one folder fitted: the runs table names it
     assert [i["kind"] for i in secs["norms"]["items"]] == ["plot", "plot"]  # one per regime
 
 

@@ -1,6 +1,6 @@
 """Part of the scaling experiment's GPU size, one cell at a time, and its slopes.
 
-    python scaling_probe.py run POINTS.jsonl FAMILY MODELS [REGIMES] [--max-side S]
+    python scaling_probe.py run POINTS.jsonl FAMILY MODELS [REGIMES] [--min-side S] [--max-side S]
     python scaling_probe.py fit POINTS.jsonl[.gz]
     python scaling_probe.py control OUT.json
 
@@ -8,9 +8,12 @@
 it on PYTHONPATH.)
 
 ``run`` is ``suite.experiments.scaling.run`` on the GPU size restricted to one family, the given
-models and regimes, and sides to S. It appends every finished (model, regime, side) cell to
-POINTS.jsonl as it completes (per-sample norms, the point's summary, training and attack
-seconds, peak GPU memory), so a run stopped early keeps its cells.
+models and regimes, and the sides between the two S. It appends every finished (model, regime,
+side) cell to POINTS.jsonl as it completes (per-sample norms, the point's summary, training and
+attack seconds, peak GPU memory), so a run stopped early keeps its cells. While the largest side
+stays 1024, a cell's data do not depend on which other sides run (natural scenes are drawn at the
+largest side, the other families' at side 8, each side's noise from its own generator), so the
+GPU size can be completed a few cells at a time, e.g. ``natural cnn fewer --min-side 512``.
 
 ``fit`` fits the experiment's log-log slopes with bootstrap intervals and its fixed verdict rule
 to the cells present (three sides at least), per family, model and regime.
@@ -41,10 +44,11 @@ def _device() -> str:
 
 
 def run(
-    out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...], max_side: int
-) -> None:
+    out: str, family: str, models: tuple[str, ...], regimes: tuple[str, ...],
+    sides: tuple[int, int],
+) -> None:  # fmt: skip
     dev, gpu = _device(), S.SIZES["gpu"]
-    sides = tuple(s for s in gpu.sides if s <= max_side)
+    sides = tuple(s for s in gpu.sides if sides[0] <= s <= sides[1])
     cfg = dataclasses.replace(gpu, families=(family,), models=models, regimes=regimes, sides=sides)
     print("config", json.dumps(cfg.as_dict()), flush=True)
     t0, current = time.perf_counter(), {}
@@ -115,12 +119,13 @@ if __name__ == "__main__":
     r.add_argument("family")
     r.add_argument("models", type=lambda v: tuple(v.split(",")))
     r.add_argument("regimes", nargs="?", type=lambda v: tuple(v.split(",")), default=M.REGIMES)
+    r.add_argument("--min-side", type=int, default=min(S.SIZES["gpu"].sides))
     r.add_argument("--max-side", type=int, default=max(S.SIZES["gpu"].sides))
     sub.add_parser("fit").add_argument("points")
     sub.add_parser("control").add_argument("out")
     a = ap.parse_args()
     if a.command == "run":
-        run(a.points, a.family, a.models, a.regimes, a.max_side)
+        run(a.points, a.family, a.models, a.regimes, (a.min_side, a.max_side))
     elif a.command == "fit":
         fit(a.points)
     else:
