@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "reports" / "measurements"
 KEYS = ("family", "model", "regime", "side")  # what names a cell
 PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # what the fit reads
-Cells = dict[tuple[str, str, str, str], dict[int, dict[str, Any]]]  # (folder, family, model,
-# regime) -> {side: point}
+# (folder, family, model, regime) -> {side: point}
+Cells = dict[tuple[str, str, str, str], dict[int, dict[str, Any]]]
 
 
 def files(folder: Path | None = None) -> list[Path]:
@@ -94,8 +94,8 @@ def fits(cells: Cells) -> pd.DataFrame:
 
 
 def not_run(cells: Cells) -> dict[str, list[str]]:
-    """Per folder, the GPU size's (family, model, regime) whose sides no file holds, with those
-    sides: ``{"natural / cnn / fewer": "512, 1024", ...}`` as "label: sides" strings."""
+    """Per folder, the GPU size's cells no file holds, one string per (family, model, regime)
+    with its missing sides: ``{folder: ["natural / cnn / fewer: 512, 1024", ...]}``."""
     from suite.experiments import scaling
 
     cfg, out = scaling.SIZES["gpu"], {}
@@ -119,20 +119,13 @@ def runs_table(cells: Cells) -> str:
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for (folder, family, model, _), by_side in cells.items():
         by[(folder, family)] += [p | {"model": model} for p in by_side.values()]
-    rows = []
-    for (folder, family), points in by.items():
-
-        def total(key: str, points: list[dict] = points) -> float:
-            return float(sum(p.get(key, 0.0) for p in points))
-
-        rows.append({"folder": folder, "family": family, "cells": len(points),
-                     "models": ", ".join(dict.fromkeys(p["model"] for p in points)),
-                     "sides": f"{min(p['side'] for p in points)}–"
-                              f"{max(p['side'] for p in points)}",
-                     "training (s)": round(total("train_s"), 1),
-                     "attacks (s)": round(total("attack_s"), 1),
-                     "peak GPU memory (GiB)": round(max(p.get("max_mem_gib", 0.0)
-                                                        for p in points), 1)})  # fmt: skip
+    rows = [{"folder": folder, "family": family, "cells": len(points),
+             "models": ", ".join(dict.fromkeys(p["model"] for p in points)),
+             "sides": f"{min(p['side'] for p in points)}–{max(p['side'] for p in points)}",
+             "training (s)": round(sum(p.get("train_s", 0.0) for p in points), 1),
+             "attacks (s)": round(sum(p.get("attack_s", 0.0) for p in points), 1),
+             "peak GPU memory (GiB)": round(max(p.get("max_mem_gib", 0.0) for p in points), 1)}
+            for (folder, family), points in by.items()]  # fmt: skip
     return html_table(pd.DataFrame(rows))
 
 
