@@ -1,7 +1,7 @@
 """The GPU scaling page: cells of the scaling experiment's GPU size run outside asv, kept under
 ``reports/measurements/`` as ``*/scaling_*points.jsonl[.gz]``.
 
-A device lent for minutes cannot hold the whole GPU size (near an hour on an H200), so a
+A GPU session of minutes cannot hold the whole GPU size (near an hour on an H200), so a
 measurement script runs it a family at a time and appends each finished (family, model, regime,
 side) cell as one JSON object per line: the experiment's point for that cell (per-sample norms,
 medians, accuracy) with its training and attack seconds and peak GPU memory. This page fits every

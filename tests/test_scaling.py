@@ -109,8 +109,8 @@ def test_deepfool_flips_at_the_reported_norm_and_not_just_short_of_it(refine, us
     ok = res.success
     delta = res.x_adv - x
     assert (_labelled(model, res.x_adv[ok]) != y[ok]).all()
-    # the boundary lies within tol of the reported point along its direction (0.9 is the
-    # issue's bound; the search's own is tighter)
+    # the boundary lies within tol of the reported point along its direction (the point 0.9 of
+    # the way to it must not flip; the search's own bound is tighter)
     assert (_labelled(model, (x + (1 - 2 * tol) * delta)[ok]) == y[ok]).all()
     torch.testing.assert_close(res.norms.l2[ok], delta[ok].flatten(1).norm(dim=1), rtol=1e-4,
                                atol=1e-6)  # fmt: skip
