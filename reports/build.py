@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib
 import io
 import math
 import numbers
@@ -41,6 +42,7 @@ from reports.provenance import figure_note  # noqa: E402
 from reports.results import ResultSet, param_value, split_name  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 X_PARAMS = ("side", "size", "resolution", "width", "dim", "d", "n")  # x axis, first found
 FACET = "op"  # one panel row per value
 COLOR = "impl"  # one colour per value
@@ -80,6 +82,31 @@ class Page:
     count: Callable[[], str] | None = None
 
 
+def _page_module(name: str):
+    """``reports.<name>``, imported when used, not at the top: the page modules build on this
+    one's helpers."""
+    return importlib.import_module(f"reports.{name}")
+
+
+def _measurement_page(file: str, title: str, name: str, what: str, intro: str) -> Page:
+    """A page of ``reports.<name>``, fed by the files its ``files()`` finds under
+    reports/measurements/ rather than by asv: built when there is one, its ``sections()`` the
+    page, its index line counting the files as `what`."""
+    return Page(file, title, (), intro,
+                sections=lambda r, m: _page_module(name).sections(),
+                shown=lambda: bool(_page_module(name).files()),
+                count=lambda: f"{len(_page_module(name).files())} {what} in "
+                              "reports/measurements/")  # fmt: skip
+
+
+def repo_name(path: Path) -> str:
+    """`path` relative to the repository's root where it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 PAGES = [
     Page("kernels.html", "Kernel performance", ("bench_attack", "bench_pyramid", "bench_hvp"),
          "Time per call against image side: hdbench's implementations against their baselines. "
@@ -94,44 +121,23 @@ PAGES = [
          "E3: how rare minima are among critical points: random-matrix Hessians, landscapes "
          "with known answers, and every further landscape the suite measures.",
          sections=lambda r, m: _experiment("saddles", r, m)),
-    Page("gpu.html", "GPU snapshots", (),
-         "Timed, reduced runs of the GPU benchmarks (python -m suite.gpu_snapshot) kept under "
-         "reports/measurements/, for GPUs the whole asv suite has not run on: each device's "
-         "measured ceilings, then every measured combination, devices side by side. CUDA-event "
-         "medians (triton.testing.do_bench); minimal-L2 searches: one wall-clock call each.",
-         sections=lambda r, m: _snapshots().sections(),
-         shown=lambda: bool(_snapshots().files()),
-         count=lambda: f"{len(_snapshots().files())} snapshot(s) in reports/measurements/"),
-    Page("gpu_scaling.html", "Scaling on a GPU", (),
-         "Cells of the scaling experiment's GPU size (sides to 1024, the CNN included) run a "
-         "family at a time outside asv and kept under reports/measurements/, with the "
-         "experiment's own fit and verdicts, and the cells not yet run.",
-         sections=lambda r, m: _gpu_scaling().sections(),
-         shown=lambda: bool(_gpu_scaling().files()),
-         count=lambda: f"{len(_gpu_scaling().files())} file(s) in reports/measurements/"),
+    _measurement_page(
+        "gpu.html", "GPU snapshots", "snapshots", "snapshot(s)",
+        "Timed, reduced runs of the GPU benchmarks (python -m suite.gpu_snapshot) kept under "
+        "reports/measurements/, for GPUs the whole asv suite has not run on: each device's "
+        "measured ceilings, then every measured combination, devices side by side. CUDA-event "
+        "medians (triton.testing.do_bench); minimal-L2 searches: one wall-clock call each."),
+    _measurement_page(
+        "gpu_scaling.html", "Scaling on a GPU", "gpu_scaling", "file(s)",
+        "Cells of the scaling experiment's GPU size (sides to 1024, the CNN included) run a "
+        "family at a time outside asv and kept under reports/measurements/, with the "
+        "experiment's own fit and verdicts, and the cells not yet run."),
 ]  # fmt: skip
 
 
-def _snapshots():
-    """``reports.snapshots``, imported when used: it builds on this module's helpers."""
-    from reports import snapshots
-
-    return snapshots
-
-
-def _gpu_scaling():
-    """``reports.gpu_scaling``, imported when used: it builds on this module's helpers."""
-    from reports import gpu_scaling
-
-    return gpu_scaling
-
-
 def _experiment(name: str, results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
-    """The sections of an experiment page (``reports/<name>.py``); imported here, not at the
-    top, because those modules build on this one's helpers."""
-    import importlib
-
-    return importlib.import_module(f"reports.{name}").sections(results, modules)
+    """The sections of an experiment page (``reports/<name>.py``)."""
+    return _page_module(name).sections(results, modules)
 
 
 def is_hdbench(impl: object) -> bool:

@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 from reports import scaling as page
-from reports.build import _plot, html_table
+from reports.build import ROOT, _plot, html_table, repo_name
 from reports.science import interval, verdict_text
 
-ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "reports" / "measurements"
 KEYS = ("family", "model", "regime", "side")  # what names a cell
 PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # what the fit reads
@@ -154,14 +153,8 @@ def sections(paths: list[Path] | None = None) -> list[dict]:
     cells = load(paths)
     if not cells:
         return []
-    names = []
-    for p in paths:
-        try:
-            names.append(str(p.resolve().relative_to(ROOT)))
-        except ValueError:
-            names.append(str(p))
     gaps = not_run(cells)
-    runs = {"id": "runs", "title": "Runs", "notes": names,
+    runs = {"id": "runs", "title": "Runs", "notes": [repo_name(p) for p in paths],
             "text": "What each folder's files hold, per data family, and the time it took. The "
                     "GPU size: 512 test points, 600 training steps of 256, sides 8 to 1024 (the "
                     "'more' regime to 256). The verdicts below are over the cells present, not "

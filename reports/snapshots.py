@@ -16,9 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from reports.build import html_table
+from reports.build import ROOT, html_table, repo_name
 
-ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "reports" / "measurements"
 NUMBERS = ("ms", "gbps", "pct_copy", "peak_memory", "bytes", "tflops", "pct_peak", "flops",
            "points", "success_rate", "median_l2", "error", "skip")  # fmt: skip
@@ -44,11 +43,7 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or "device" not in data or "groups" not in data:
             raise ValueError(f"snapshots.load: expected a gpu_snapshot file, got {path}")
         label = f"{data['device']} ({str(data.get('date', '?'))[:10]})"
-        try:  # named from the repository's root where it lies inside it
-            name = str(path.resolve().relative_to(ROOT))
-        except ValueError:
-            name = str(path)
-        out.append(data | {"label": label, "file": name})
+        out.append(data | {"label": label, "file": repo_name(path)})
     return out
 
 
