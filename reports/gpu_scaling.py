@@ -27,7 +27,7 @@ from reports.science import interval, verdict_text
 
 MEASUREMENTS = ROOT / "reports" / "measurements"
 KEYS = ("family", "model", "regime", "side")  # what names a cell
-PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # what the fit reads
+PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # the experiment's arrays
 # (folder, family, model, regime) -> {side: point}
 Cells = dict[tuple[str, str, str, str], dict[int, dict[str, Any]]]
 
@@ -79,7 +79,7 @@ def fits(cells: Cells) -> pd.DataFrame:
 
     cfg, rows = scaling.SIZES["gpu"], []
     for (folder, family, model, regime), by_side in cells.items():
-        fitted = scaling.fit_slopes(cfg, by_side)
+        fitted = scaling.fit_slopes(cfg, by_side, e2=False)  # the page shows the readings
         if "why" in fitted:
             continue
         sides = fitted["sides"]

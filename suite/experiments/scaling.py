@@ -188,12 +188,14 @@ def _point(
     return out
 
 
-def fit_slopes(cfg: Config, points: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Readings' slopes and verdicts, and E2's slopes against N, over the sides with norms, of one
-    (family, model, regime): `points` {side: a point as ``_point`` returns it, its per-sample
-    arrays ``l2``, ``l2_area``, ``linf``, ``m``, ``margin``, ``eps_m_n`` used}, fitted with `cfg`'s
-    bootstrap and seed. Returns {"sides": [...], reading or "e2_<qty>": {...}} or, with fewer
-    than ``MIN_SIDES`` sides, {"sides", "why"}."""
+def fit_slopes(
+    cfg: Config, points: dict[int, dict[str, Any]], *, e2: bool = True
+) -> dict[str, Any]:
+    """Readings' slopes and verdicts, and (with `e2`) E2's slopes against N, over the sides with
+    norms, of one (family, model, regime): `points` {side: a point as ``_point`` returns it, its
+    per-sample arrays ``l2``, ``l2_area`` and for E2 ``linf``, ``m``, ``margin``, ``eps_m_n``
+    used}, fitted with `cfg`'s bootstrap and seed. Returns {"sides": [...], reading or
+    "e2_<qty>": {...}} or, with fewer than ``MIN_SIDES`` sides, {"sides", "why"}."""
     sides = [s for s in sorted(points) if points[s].get("l2", np.empty(0)).size]
     out: dict[str, Any] = {"sides": sides}
     if len(sides) < MIN_SIDES:
@@ -203,7 +205,7 @@ def fit_slopes(cfg: Config, points: dict[int, dict[str, Any]]) -> dict[str, Any]
         xs = [A.against(reading, s) for s in sides]
         sl = A.loglog_slope(xs, [points[s][norm] for s in sides], n_boot=cfg.n_boot, seed=cfg.seed)
         out[reading] = {**sl._asdict(), "verdict": A.verdict(sl.low, sl.high)}
-    for qty in ("linf", "m", "margin", "eps_m_n"):
+    for qty in ("linf", "m", "margin", "eps_m_n") if e2 else ():
         usable = [s for s in sides if points[s][qty].size and (points[s][qty] > 0).all()]
         if len(usable) < MIN_SIDES:
             continue

@@ -16,7 +16,7 @@ largest side, the other families' at side 8, each side's noise from its own gene
 GPU size can be completed a few cells at a time, e.g. ``natural cnn fewer --min-side 512``.
 
 ``fit`` fits the experiment's log-log slopes with bootstrap intervals and its fixed verdict rule
-to the cells present (three sides at least), per family, model and regime.
+to the cells present (three sides at least), per family, model and regime, as the report does.
 
 ``control`` is the experiment's uniform-cube control (``scaling.control``) at the GPU size's
 pixel counts, written to OUT.json.
@@ -25,16 +25,14 @@ pixel counts, written to OUT.json.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
-import gzip
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from suite.experiments import analysis as A
 from suite.experiments import models as M
 from suite.experiments import scaling as S
 
@@ -82,23 +80,19 @@ def run(
 
 
 def fit(points: str) -> None:
-    """The experiment's own fit (``scaling.fit_slopes``, the GPU size's bootstrap and seed) of the
-    cells in `points`, per family, model and regime."""
-    cells: dict[tuple[str, str, str], dict[int, dict]] = collections.defaultdict(dict)
-    with (gzip.open if points.endswith(".gz") else open)(points, "rt") as f:
-        for line in f:
-            r = json.loads(line)
-            per_sample = {k: np.asarray(v) for k, v in r.items() if isinstance(v, list)}
-            cells[(r["family"], r["model"], r["regime"])][r["side"]] = r | per_sample
-    for (family, model, regime), by_side in cells.items():
-        slopes = S.fit_slopes(S.SIZES["gpu"], by_side)
-        if "why" in slopes:
-            continue
-        print(f"{family}/{model}/{regime}, sides {slopes['sides'][0]} to {slopes['sides'][-1]}")
-        for reading in A.READINGS:
-            sl = slopes[reading]
-            print(f"  {reading:10s} {sl['value']:+.3f} [{sl['low']:+.3f}, {sl['high']:+.3f}] "
-                  f"{sl['verdict']}")  # fmt: skip
+    """The experiment's own fit of the cells in `points`, per family, model and regime, as the
+    report's "Scaling on a GPU" page makes it (``reports.gpu_scaling.fits``)."""
+    from reports import gpu_scaling
+    from reports.science import verdict_text
+
+    slopes = gpu_scaling.fits(gpu_scaling.load([Path(points)]))
+    for (family, model, regime, sides), rows in slopes.groupby(
+        ["family", "model", "regime", "sides"], sort=False
+    ):
+        print(f"{family}/{model}/{regime}, sides {sides}")
+        for r in rows.itertuples():
+            print(f"  {r.reading:10s} {r.slope:+.3f} [{r.slope_low:+.3f}, {r.slope_high:+.3f}] "
+                  f"{verdict_text(r.verdict)}")  # fmt: skip
 
 
 def control(out: str) -> None:
