@@ -16,6 +16,10 @@ Benchmarks:
   the ``track_`` methods read the numbers (ms, GB/s, % of measured copy bandwidth, bytes).
 - ``TimeWholeAttack`` / ``TrackWholeAttackGPU``: 10 L-inf PGD steps on a linear classifier, the
   hdbench loop (autograd for the model gradient + ``pgd_step``) against ``torchattacks.PGD``.
+- ``TimeMinimalL2`` / ``TrackMinimalL2``: the minimal-L2 searches (hdbench's batched DeepFool
+  against torchattacks' and foolbox's) on one trained MLP: time per call, median norm, success;
+  ``TrackMinimalL2Speedup``: the experiment's search against each peer, timed in turn in one
+  process, as a ratio.
 
 Minimal bytes each op must move, per image element of size s (fp32: s = 4); GB/s and % of copy
 use these compulsory figures, so every implementation is scored against the same work:
@@ -449,6 +453,39 @@ class TimeMinimalL2:
     def time_search(self, cache: dict, impl: str, side: int) -> None:
         self.fn()
         common.sync(self.dev)
+
+
+# the search the scaling experiment runs, and the peers it is timed against in turn
+SPEEDUP_SEARCH = "hdbench_deepfool_refined"
+SPEEDUP_PEERS = ("torchattacks_deepfool", "foolbox_deepfool", "foolbox_fmn")
+
+
+class TrackMinimalL2Speedup:
+    """How many times faster ``SPEEDUP_SEARCH`` (DeepFool, its line search and the correction:
+    what the scaling experiment runs) is than each peer of ``TimeMinimalL2`` on the same model
+    and images, the two timed in turn in one process (``common.interleaved_ms``): the ratio of
+    two ``TimeMinimalL2`` numbers, timed minutes apart in separate processes, carries a shared
+    machine's drift. Above 1: hdbench is faster."""
+
+    params = (list(SPEEDUP_PEERS), list(MINIMAL_SIDES))
+    param_names = ("peer", "side")
+    version = "minimal-l2-speedup-1"
+    timeout = 300
+    setup_cache = staticmethod(minimal_cache)
+
+    def setup(self, cache: dict, peer: str, side: int) -> None:
+        dev = common.device()
+        problem = cache["problems"][side]
+        fns = {impl: common.warm(minimal_search(impl, problem), dev)
+               for impl in (SPEEDUP_SEARCH, peer)}  # fmt: skip
+        rounds = 3 if common.smoke() else 15
+        self.ms = common.interleaved_ms(fns, dev, rounds=rounds, budget_s=20.0)
+        self.peer = peer
+
+    def track_speedup(self, cache: dict, peer: str, side: int) -> float:
+        return self.ms[self.peer] / self.ms[SPEEDUP_SEARCH]
+
+    track_speedup.unit = "x"
 
 
 class TrackMinimalL2:

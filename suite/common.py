@@ -17,6 +17,8 @@ import importlib.util
 import os
 import re
 import socket
+import statistics
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -301,6 +303,33 @@ def warm(fn: Callable[[], Any], dev: str) -> Callable[[], Any]:
             skip(f"torch.compile failed, the op runs eager: {w.message}")
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return fn
+
+
+def interleaved_ms(
+    fns: dict[str, Callable[[], Any]], dev: str, *, rounds: int, budget_s: float
+) -> dict[str, float]:
+    """Median wall-clock ms per call of each of `fns` (warmed), timed in turn round after round,
+    the order reversed every other round, for `rounds` rounds or until `budget_s` seconds have
+    passed (three rounds at least).
+
+    A shared machine's slow spells last seconds to minutes: asv times each benchmark in its own
+    process, minutes apart, so a ratio of two of its times carries that drift; timed in turn,
+    every function meets the same spells and their ratio holds."""
+    if rounds < 3 or not fns:
+        raise ValueError(f"interleaved_ms: expected rounds >= 3 and some fns, got {rounds}, "
+                         f"{list(fns)}")  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns)
+    start = time.perf_counter()
+    for r in range(rounds):
+        if r >= 3 and time.perf_counter() - start > budget_s:
+            break
+        for name in order if r % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            fns[name]()
+            sync(dev)
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 class GPUTracks(abc.ABC):

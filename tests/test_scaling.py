@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -89,9 +90,9 @@ def test_deepfool_finds_the_exact_linear_distance(k):
     torch.testing.assert_close(res.norms.l2, exact, rtol=1e-3, atol=1e-5)
 
 
-def _mlp(d: int, seed: int = 0) -> M.MLPClassifier:
+def _mlp(d: int, seed: int = 0, classes: int = 2) -> M.MLPClassifier:
     torch.manual_seed(seed)
-    model = M.MLPClassifier(d, 2, hidden=16)
+    model = M.MLPClassifier(d, classes, hidden=16)
     for p in model.parameters():
         p.data.mul_(3.0)  # curved enough that one linear step does not land on the boundary
     return model.eval()
@@ -151,6 +152,25 @@ def test_deepfool_through_the_stem_in_the_box(seed):
     both = ok & without.success
     ratio = with_stem.norms.l2[both] / without.norms.l2[both]
     assert ((ratio - 1).abs() < 0.1).all() and ratio.mean() < 1.01, ratio
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_deepfool_through_the_stem_compiled_matches_eager(monkeypatch, classes):
+    # the main job runs the stem's steps, corrections and brackets compiled (torch.func's vjp in
+    # place of autograd): the same search as eager, up to rounding, three classes included
+    model = _mlp(2 * 6 * 7, seed=9, classes=classes)
+    x = torch.rand(24, 2, 6, 7, generator=torch.Generator().manual_seed(classes))
+    y = _labelled(model, x)
+    eager = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
+    monkeypatch.setenv("HDBENCH_TORCH_COMPILE", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compile failure would fall back
+        fast = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
+    assert eager.success.float().mean() >= 0.9
+    assert torch.equal(fast.success, eager.success) and fast.iterations == eager.iterations
+    ok = fast.success
+    assert (_labelled(model, fast.x_adv[ok]) != y[ok]).all()
+    torch.testing.assert_close(fast.norms.l2[ok], eager.norms.l2[ok], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("window", [2, 16])

@@ -159,6 +159,7 @@ def test_discovery_names_and_units(monkeypatch: pytest.MonkeyPatch) -> None:
         "bench_attack.TimeMinimalL2.time_search": "seconds",
         "bench_attack.TrackMinimalL2.track_median_l2": "pixel L2",
         "bench_attack.TrackMinimalL2.track_success_rate": "fraction",
+        "bench_attack.TrackMinimalL2Speedup.track_speedup": "x",
         "bench_pyramid.TimePyramidOps.time_op": "seconds",
         "bench_pyramid.TrackPyramidOpsGPU.track_ms": "ms",
         "bench_pyramid.TrackPyramidOpsGPU.track_gbps": "GB/s",
@@ -538,8 +539,8 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
     monkeypatch.setitem(ba.MINIMAL_POINTS, "cpu", 12)
     monkeypatch.setattr(ba, "MINIMAL_SIDES", (16,))
     monkeypatch.setenv("HDBENCH_BACKEND", "torch")
-    keys = {get_setup_cache_key(c.setup_cache) for c in (ba.TimeMinimalL2, ba.TrackMinimalL2)}
-    assert len(keys) == 1
+    classes = (ba.TimeMinimalL2, ba.TrackMinimalL2, ba.TrackMinimalL2Speedup)
+    assert len({get_setup_cache_key(c.setup_cache) for c in classes}) == 1
     cache = ba.TrackMinimalL2().setup_cache()  # as asv calls it: on an instance
     model, x, y = cache["problems"][16]
     assert x.shape[0] == 12 and (model(x).argmax(dim=1) == y).all()
@@ -562,6 +563,26 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
                                                                 rel=2e-3)  # fmt: skip
     with pytest.raises(ValueError, match="minimal_search: expected impl in"):
         ba.minimal_search("cleverhans", cache["problems"][16])
+    # the speed-up: the ratio of the two medians that one interleaved run measured
+    speed = ba.TrackMinimalL2Speedup()
+    speed.setup(cache, "torchattacks_deepfool", 16)
+    assert set(speed.ms) == {ba.SPEEDUP_SEARCH, "torchattacks_deepfool"}
+    ratio = speed.ms["torchattacks_deepfool"] / speed.ms[ba.SPEEDUP_SEARCH]
+    assert speed.track_speedup(cache, "torchattacks_deepfool", 16) == ratio
+
+
+@pytest.mark.parametrize(("rounds", "budget_s", "expected"), [(5, 60.0, 5), (9, 0.0, 3)])
+def test_interleaved_ms_takes_turns(rounds: int, budget_s: float, expected: int) -> None:
+    calls: list[str] = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    ms = common.interleaved_ms(fns, "cpu", rounds=rounds, budget_s=budget_s)
+    assert set(ms) == set(fns) and all(v >= 0 for v in ms.values())
+    # each round calls every function once, in the order reversed every other round; a budget
+    # already spent stops it after three rounds
+    turn = ["a", "b", "c"]
+    assert calls == [n for r in range(expected) for n in (turn if r % 2 == 0 else turn[::-1])]
+    with pytest.raises(ValueError, match=r"interleaved_ms: expected rounds >= 3"):
+        common.interleaved_ms(fns, "cpu", rounds=2, budget_s=1.0)
 
 
 def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,10 +5,10 @@
   logit_j``, ``w_j = W_y - W_j`` (no box constraint: the boundary of the affine map itself).
 - ``deepfool``: DeepFool's L2 search (Moosavi-Dezfooli et al. 2016): linearise the nearest class
   boundary, step onto it (one fused ``kernels.pgd_step`` in L2 mode, inactive samples untouched;
-  for a model with an affine first layer, in that layer's outputs), repeat until the label
-  flips; then a line search back along its direction to the boundary, so that the reported point
-  flips the label and a point slightly closer along the same direction does not, and
-  tangent-plane corrections where the boundary is curved.
+  for a model with an affine first layer, in that layer's outputs, where the steps run compiled),
+  repeat until the label flips; then a line search back along its direction to the boundary, so
+  that the reported point flips the label and a point slightly closer along the same direction
+  does not, and tangent-plane corrections where the boundary is curved.
 - ``min_linf``: the smallest FGSM or PGD L-inf epsilon per sample, by geometric bisection on a
   per-sample bracket seeded with the linearised distance ``|f| / ||grad f||_1`` (exact for a linear
   model). FGSM steps use ``kernels.fgsm`` (``kernels.linear_fgsm`` for a linear model, logits to
@@ -32,6 +32,7 @@ from torch import nn
 
 import kernels
 from kernels import Norms
+from kernels._backend import compiled
 
 BIG = 1e30  # an L2 radius no step reaches: DeepFool's steps are not projected
 TINY = 1e-12
@@ -78,26 +79,88 @@ def linearise(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Linearisati
 
 def _nearest(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> Linearisation:
     """``linearise`` from the logits of a forward pass at x (x requiring grad)."""
-    with torch.enable_grad():
-        k = logits.shape[1]
-        fy = logits.gather(1, y.long()[:, None])[:, 0]
-        if k == 2:
-            other = 1 - y.long()
-            f = logits.gather(1, other[:, None])[:, 0] - fy
-            (g,) = torch.autograd.grad(f.sum(), x)
-            return Linearisation(logits.detach(), f.detach(), g)
-        best_ratio = torch.full_like(fy, math.inf)
-        best_f, best_g = torch.zeros_like(fy), torch.zeros_like(x)
-        for j in range(k):
-            f = logits[:, j] - fy
-            (g,) = torch.autograd.grad(f.sum(), x, retain_graph=j < k - 1)
-            ratio = f.detach().abs() / g.flatten(1).norm(dim=1).clamp_min(TINY)
-            ratio = torch.where(y == j, torch.full_like(ratio, math.inf), ratio)
-            take = ratio < best_ratio
-            best_ratio = torch.where(take, ratio, best_ratio)
-            best_f = torch.where(take, f.detach(), best_f)
-            best_g = torch.where(take.view(-1, *[1] * (x.dim() - 1)), g, best_g)
-    return Linearisation(logits.detach(), best_f, best_g)
+
+    def pullback(cotangent: torch.Tensor, more: bool) -> torch.Tensor:
+        # the graph (a CNN's activations at large sides) is freed with the last pullback
+        with torch.enable_grad():
+            return torch.autograd.grad(logits, x, cotangent, retain_graph=more)[0]
+
+    return _nearest_from(logits.detach(), pullback, y)
+
+
+def _nearest_from(logits: torch.Tensor, pullback: Callable, y: torch.Tensor) -> Linearisation:
+    """``linearise`` from the logits (B, K) at x and their pullback: (cotangents (B, K), more
+    pullbacks to come) -> the gradient (B, ...) at x of the cotangents' row-wise products with
+    the logits. One pullback per class (one in all for two classes)."""
+    k = logits.shape[1]
+    fy = logits.gather(1, y.long()[:, None])[:, 0]
+    minus_y = -nn.functional.one_hot(y.long(), k).to(logits.dtype)
+    if k == 2:
+        other = 1 - y.long()
+        f = logits.gather(1, other[:, None])[:, 0] - fy
+        return Linearisation(logits, f, pullback(minus_y.scatter(1, other[:, None], 1.0), False))
+    best_ratio = torch.full_like(fy, math.inf)
+    best_f = torch.zeros_like(fy)
+    best_g: torch.Tensor | None = None
+    for j in range(k):
+        f = logits[:, j] - fy
+        g = pullback(minus_y.index_fill(1, torch.tensor([j], device=y.device), 1.0), j < k - 1)
+        ratio = f.abs() / g.flatten(1).norm(dim=1).clamp_min(TINY)
+        ratio = torch.where(y == j, torch.full_like(ratio, math.inf), ratio)
+        take = ratio < best_ratio
+        best_ratio = torch.where(take, ratio, best_ratio)
+        best_f = torch.where(take, f, best_f)
+        best_g = torch.where(_per_sample(take, g), g,
+                             torch.zeros_like(g) if best_g is None else best_g)  # fmt: skip
+    return Linearisation(logits, best_f, best_g)
+
+
+def _linearise_functional(tail: nn.Module, z: torch.Tensor, y: torch.Tensor) -> Linearisation:
+    """``linearise`` through ``torch.func.vjp``, which ``torch.compile`` traces (autograd's
+    ``grad`` would break its graph)."""
+    logits, vjp = torch.func.vjp(tail, z)
+    return _nearest_from(logits, lambda cotangent, _more: vjp(cotangent)[0], y)
+
+
+def _step_in_stem(
+    tail: nn.Module, z: torch.Tensor, a: torch.Tensor, y: torch.Tensor, active: torch.Tensor,
+    gram: torch.Tensor, overshoot: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One DeepFool step of ``_deepfool_in_stem`` at stem outputs z (B, H) = z0 + a G:
+    (margin (B,) at z, active (B,) less the rows flipped there, a and z after the step, which
+    moves the rows still active only). G = `gram` (H, H)."""
+    lin = _linearise_functional(tail, z, y)
+    margin = _margin_of(lin.logits, y)
+    active = active & ~(margin > 0)
+    g_gram = lin.grad @ gram
+    gg = (g_gram * lin.grad).sum(dim=1)  # ||g||^2 of the pixel gradient g = W^T g_z
+    # the pixel step (1 + overshoot) (|f| + 1e-6) / ||g|| along g / ||g||, as a multiple of g
+    c = torch.where(active & (gg > 0), (lin.margin.abs() + 1e-6) / gg.clamp_min(TINY), 0.0)
+    c = c * (1 + overshoot)
+    return margin, active, torch.addcmul(a, c[:, None], lin.grad), torch.addcmul(z, c[:, None],
+                                                                                g_gram)  # fmt: skip
+
+
+def _correction_in_stem(
+    tail: nn.Module, z0: torch.Tensor, z_at: torch.Tensor, y: torch.Tensor, gram: torch.Tensor,
+    overshoot: float,
+) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """A tangent-plane correction of ``_deepfool_in_stem`` at the boundary point's stem output
+    z_at (B, H): (g_z, gg = ||g||^2, c, c_end = (1 + overshoot) c, z_end, f_end), the step
+    from z0 being ``c_end g_z`` in coefficients of W's rows, to z_end = z0 + c_end G g_z with
+    margin f_end."""
+    lin = _linearise_functional(tail, z_at, y)
+    g_gram = lin.grad @ gram
+    gg = (g_gram * lin.grad).sum(dim=1)
+    c = ((lin.grad * (z_at - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
+    c_end = c * (1 + overshoot)
+    z_end = torch.addcmul(z0, c_end[:, None], g_gram)
+    return lin.grad, gg, c, c_end, z_end, _margin_of(tail(z_end), y)
+
+
+# compiled: eager, each is some 50 small operations whose dispatch is most of its time
+_step_in_stem_compiled = compiled(_step_in_stem)
+_correction_in_stem_compiled = compiled(_correction_in_stem)
 
 
 @torch.no_grad()
@@ -190,14 +253,18 @@ def _along(
 def _search_boundary(
     tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor,
     f0: torch.Tensor, f1: torch.Tensor, tol: float, *, window: int, rows: torch.Tensor,
+    fast: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``_boundary`` (with its `window`, on `rows` (B,) bool) on the segments between stem
     outputs z0 and z1, margins f0 < 0 and f1 > 0 at their ends, aiming a little past the
     boundary: at the margin min(tol/4 |f0|, f1/2) rather than 0, which a margin of rounding size
-    could read either way. Returns (hi, margin - lift)."""
+    could read either way. `fast`: its bracketing stage through ``torch.compile`` (for a small
+    tail, where the stage is a few dozen small operations). Returns (hi, margin - lift)."""
     lift = torch.minimum(tol / 4 * f0.abs(), f1 / 2)
-    return _boundary(_along(tail, z0, z1, y, lift), f0 - lift, f1 - lift, tol=tol, window=window,
-                     rows=rows)  # fmt: skip
+    f0, f1 = f0 - lift, f1 - lift
+    bracket = (_bracket_along_compiled if fast else _bracket_along)(tail, z0, z1, y, lift, f0, f1,
+                                                                    tol, window)  # fmt: skip
+    return _illinois(_along(tail, z0, z1, y, lift), *bracket, tol=tol, rows=rows)
 
 
 def _boundary(
@@ -206,33 +273,43 @@ def _boundary(
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(hi, f(hi)) (B,): the point at t = hi of each segment flipped (margin f(hi) > 0) and a
     point at or above hi (1 - tol) not, given ``margin_at`` (see ``_along``) and the margins
-    f0 < 0 at t = 0 and f1 > 0 at t = 1.
+    f0 < 0 at t = 0 and f1 > 0 at t = 1: ``_bracket``, then ``_illinois`` on `rows` (B,) bool
+    (all by default) for at most `max_evals` more evaluations."""
+    bracket = _bracket(margin_at, f0, f1, tol=tol, window=window)
+    return _illinois(margin_at, *bracket, tol=tol, rows=rows, max_evals=max_evals)
+
+
+def _false_position(
+    lo: torch.Tensor, hi: torch.Tensor, flo: torch.Tensor, fhi: torch.Tensor, margin: float = 1e-3
+) -> torch.Tensor:
+    """The false-position root of each bracket [lo, hi], `margin` of its width inside it (so
+    that every step makes progress)."""
+    width = hi - lo
+    t = (lo * fhi - hi * flo) / (fhi - flo)
+    return torch.minimum(torch.maximum(t, lo + margin * width), hi - margin * width)
+
+
+def _bracket(
+    margin_at: Callable, f0: torch.Tensor, f1: torch.Tensor, *, tol: float, window: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lo, flo, hi, fhi) (B,): a bracket of each segment's crossing after two calls of
+    ``margin_at``, a fixed sequence of tensor operations (no data-dependent control flow).
 
     One false-position step on the two ends, then a `window` of points in ratio 1 + tol centred
     on the false-position root of the bracket it leaves, all in one call: where the margin is
     smooth along the segment (the usual case after DeepFool) the window holds the crossing, and
     its first point past it and the point before bracket it within tol. A wider window holds
-    more rows; each of its points costs a pass of the tail. Rows it misses go on alone by the
-    Illinois variant of false position; only `rows` (B,) bool, all by default, go on (others
-    carry placeholder margins whose search would be wasted)."""
+    more rows; each of its points costs a pass of the tail."""
     lo, hi = torch.zeros_like(f0), torch.ones_like(f0)
-    flo, fhi = f0.clone(), f1.clone()
-
-    def root(margin: float = 1e-3) -> torch.Tensor:
-        """The false-position root, `margin` of the bracket's width inside it (progress)."""
-        width = hi - lo
-        t = (lo * fhi - hi * flo) / (fhi - flo)
-        return torch.minimum(torch.maximum(t, lo + margin * width), hi - margin * width)
-
-    t = root()
+    t = _false_position(lo, hi, f0, f1)
     ft = margin_at(t[:, None])[:, 0]
     up = ft > 0
-    hi, fhi = torch.where(up, t, hi), torch.where(up, ft, fhi)
-    lo, flo = torch.where(up, lo, t), torch.where(up, flo, ft)
+    hi, fhi = torch.where(up, t, hi), torch.where(up, ft, f1)
+    lo, flo = torch.where(up, lo, t), torch.where(up, f0, ft)
     # the window, kept inside the bracket; centred on the root itself, which after an exact
     # first step lies on the bracket's end
     steps = torch.arange(window, dtype=f0.dtype, device=f0.device) - (window - 1) / 2
-    ts = root(0.0)[:, None] * (1 + tol) ** steps
+    ts = _false_position(lo, hi, flo, fhi, 0.0)[:, None] * (1 + tol) ** steps
     ts = torch.minimum(torch.maximum(ts, lo[:, None]), hi[:, None])
     fs = margin_at(ts)
     up = fs > 0
@@ -240,16 +317,39 @@ def _boundary(
     k = torch.where(up.any(dim=1), up.to(torch.uint8).argmax(dim=1), window)[:, None]
     ts = torch.cat([lo[:, None], ts, hi[:, None]], dim=1)  # k: the new lower end, k + 1 the upper
     fs = torch.cat([flo[:, None], fs, fhi[:, None]], dim=1)
-    lo, flo = ts.gather(1, k)[:, 0], fs.gather(1, k)[:, 0]
-    hi, fhi = ts.gather(1, k + 1)[:, 0], fs.gather(1, k + 1)[:, 0]
-    side = torch.zeros_like(f0)  # +1 / -1: which end moved last (Illinois halves the other)
+    return ts.gather(1, k)[:, 0], fs.gather(1, k)[:, 0], ts.gather(1, k + 1)[:, 0], \
+        fs.gather(1, k + 1)[:, 0]  # fmt: skip
+
+
+def _bracket_along(
+    tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor, lift: torch.Tensor,
+    f0: torch.Tensor, f1: torch.Tensor, tol: float, window: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``_bracket`` of ``_along(tail, z0, z1, y, lift)``."""
+    return _bracket(_along(tail, z0, z1, y, lift), f0, f1, tol=tol, window=window)
+
+
+# the same, as one compiled graph: eager, its two tail passes come with some 60 small operations
+# whose dispatch, not arithmetic, is most of a search's time
+_bracket_along_compiled = compiled(_bracket_along)
+
+
+def _illinois(
+    margin_at: Callable, lo: torch.Tensor, flo: torch.Tensor, hi: torch.Tensor,
+    fhi: torch.Tensor, *, tol: float, rows: torch.Tensor | None = None, max_evals: int = 12,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(hi, f(hi)) (B,) from the brackets [lo, hi] (margins flo <= 0 < fhi) that ``_bracket``
+    left: rows still wider than tol go on alone by the Illinois variant of false position, at
+    most `max_evals` evaluations; only `rows` (B,) bool, all by default, go on (others carry
+    placeholder margins whose search would be wasted)."""
+    side = torch.zeros_like(lo)  # +1 / -1: which end moved last (Illinois halves the other)
     f_at_hi = fhi.clone()  # fhi itself may be halved below
-    wanted = torch.ones_like(f0, dtype=torch.bool) if rows is None else rows
+    wanted = torch.ones_like(lo, dtype=torch.bool) if rows is None else rows
     for _ in range(max_evals):
         rows = ((hi - lo > tol * hi) & wanted).nonzero().squeeze(1)
         if rows.numel() == 0:
             break
-        t = root()[rows]
+        t = _false_position(lo, hi, flo, fhi)[rows]
         ft = margin_at(t[:, None], rows)[:, 0]
         up = ft > 0
         s_rows = side[rows]
@@ -277,6 +377,8 @@ class _Corrections:
         self.model, self.stem, self.tail, self.y = model, stem, tail, y
         self.clamp, self.overshoot, self.tol, self.window = clamp, overshoot, tol, window
         self.backend = backend
+        # a tail behind a stem is small: its searches' bracketing stage runs compiled
+        self.fast = not isinstance(stem, nn.Identity)
         self.z0 = self.f0s = torch.empty(0)
 
     def boundary(
@@ -285,7 +387,7 @@ class _Corrections:
         """``_search_boundary`` from z0 to stem outputs z1 (margins f1 there) on `rows`."""
         f1 = torch.where(rows, f1, torch.ones_like(f1))
         return _search_boundary(self.tail, self.z0, z1, self.y, self.f0s, f1, self.tol,
-                                window=self.window, rows=rows)  # fmt: skip
+                                window=self.window, rows=rows, fast=self.fast)  # fmt: skip
 
     def l2(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """(B,) pixel L2 norms of x - x0."""
@@ -346,11 +448,6 @@ def _deepfool_in_stem(
     gram_of = getattr(stem, "gram", None)  # a stem may keep its Gram matrix between calls
     gram = gram_of() if callable(gram_of) else weight @ weight.T
 
-    def through_gram(g_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """G g_z (B, H), the stem-output move of a step along g = W^T g_z, and ||g||^2 (B,)."""
-        g_gram = g_z @ gram
-        return g_gram, (g_gram * g_z).sum(dim=1)
-
     @torch.no_grad()
     def boxed(
         coef: torch.Tensor, rows: torch.Tensor | None = None
@@ -365,25 +462,17 @@ def _deepfool_in_stem(
     a, z = torch.zeros_like(z0), z0
     active = torch.ones_like(y, dtype=torch.bool)
     iterations, first = 0, None
-    for _ in range(max_iter):
-        zg = z.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = tail(zg)
-        margin = _margin_of(logits.detach(), y)
-        first = margin if first is None else first
-        active &= ~(margin > 0)
-        if not bool(active.any()):
-            break
-        iterations += 1
-        lin = _nearest(zg, logits, y)
-        g_gram, gg = through_gram(lin.grad)
-        # the pixel step (1 + overshoot) (|f| + 1e-6) / ||g|| along g / ||g||, as a multiple of g
-        c = torch.where(active & (gg > 0), (lin.margin.abs() + 1e-6) / gg.clamp_min(TINY), 0.0)
-        c = c * (1 + search.overshoot)
-        a = torch.addcmul(a, c[:, None], lin.grad)
-        z = torch.addcmul(z, c[:, None], g_gram)
-    else:
-        margin = _margin(tail, z, y)
+    with torch.no_grad():  # the steps' gradients come from torch.func, which ignores this
+        for _ in range(max_iter):
+            margin, active, a_next, z_next = _step_in_stem_compiled(tail, z, a, y, active, gram,
+                                                                    search.overshoot)  # fmt: skip
+            first = margin if first is None else first
+            if not bool(active.any()):  # every label flipped at z: the step moved nothing
+                break
+            iterations += 1
+            a, z = a_next, z_next
+        else:
+            margin = _margin(tail, z, y)
     first = margin if first is None else first  # max_iter was 0
     trivial = ~(first < 0)  # already misclassified at x: distance 0
     if not iterations:  # no step was taken
@@ -394,15 +483,12 @@ def _deepfool_in_stem(
         hi, fhi = search.boundary(z, margin, found)
         found &= fhi > 0
     if refine:  # a correction's end replaces DeepFool's iterate where its boundary is closer
-        dist = hi * (through_gram(a)[1]).sqrt()
+        dist = hi * (a @ gram * a).sum(dim=1).sqrt()
         z_at = torch.lerp(z0, z, hi[:, None])  # the boundary point's stem output
         for _ in range(refine):
-            lin = linearise(tail, z_at, y)
-            g_gram, gg = through_gram(lin.grad)
-            c = ((lin.grad * (z_at - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
-            c_end = c * (1 + search.overshoot)
-            z_end = torch.addcmul(z0, c_end[:, None], g_gram)
-            f_end = _margin(tail, z_end, y)
+            with torch.no_grad():
+                g_z, gg, c, c_end, z_end, f_end = _correction_in_stem_compiled(
+                    tail, z0, z_at, y, gram, search.overshoot)  # fmt: skip
             usable = found & (c > 0) & (f_end > 0)
             if not bool(usable.any()):
                 break
@@ -411,7 +497,7 @@ def _deepfool_in_stem(
             better = usable & (fhi_end > 0) & (dist_end < dist)
             if not bool(better.any()):
                 break
-            a = torch.where(better[:, None], c_end[:, None] * lin.grad, a)
+            a = torch.where(better[:, None], c_end[:, None] * g_z, a)
             hi, dist = torch.where(better, hi_end, hi), torch.where(better, dist_end, dist)
             z_at = torch.where(better[:, None], torch.lerp(z0, z_end, hi_end[:, None]), z_at)
     if clamp is None:  # the segment searched is the one written
@@ -466,8 +552,10 @@ def deepfool(
     steps, the corrections and their distances are worked in the stem's outputs too, with no
     pixel-sized backward pass (``_deepfool_in_stem``): only the chosen segment's end is written,
     clamped, and searched again on the segment the box holds; a sample whose written end the box
-    left short of the boundary even when pushed 4x further is searched again in pixels. The
-    reported points are checked by one forward pass of the whole model.
+    left short of the boundary even when pushed 4x further is searched again in pixels. There,
+    each step, correction and the first stage of each line search is one compiled call (eager
+    where ``HDBENCH_TORCH_COMPILE=0``). The reported points are checked by one forward pass of
+    the whole model.
 
     Args:
         model: logits (B, K) from inputs like x; x: (B, ...) clean inputs; y: (B,) true labels.
