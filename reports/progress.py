@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterable, Iterator
 
 TOTAL = re.compile(r"Running (\d+) total benchmarks")
-NAME = r"[A-Za-z_]\w*(?:\.\w+)+"
+# asv cuts a long name's head to fit its column: "...ddles.TrackRandomMatrix.track_p_minimum_low"
+NAME = r"(?:\.{3,4})?[A-Za-z_]\w*(?:\.\w+)+"
 DONE = re.compile(rf"^\[\s*[\d.]+%\] ·+ (?P<name>{NAME})\s{{2,}}(?P<status>\S.*?)\s*$")
 STARTING = re.compile(rf"^\[\s*[\d.]+%\] ·+ Running \((?P<name>{NAME})--\)")
 

@@ -606,21 +606,26 @@ def test_two_hosts_merge_into_one_report(tmp_path):
 def test_progress_lines():
     from reports.progress import progress
 
-    asv = ["· Running 3 total benchmarks (1 commits * 1 environments * 3 benchmarks)",
+    asv = ["· Running 5 total benchmarks (1 commits * 1 environments * 5 benchmarks)",
            "[ 0.00%] ·· Benchmarking existing-py",
            "[16.67%] ··· Running (bench_saddles.TrackTorusFinder.track_found--).",
            "[33.33%] ··· bench_attack.TimeAttackOps.time_op                     ok",
            "[33.33%] ··· === ==========",
            "[66.67%] ··· bench_saddles.TrackTorusFinder.track_found    1/5 failed",
-           "[66.67%] ··· Setting up bench_saddles:61                           ok"]  # fmt: skip
+           "[66.67%] ··· Setting up bench_saddles:61                           ok",
+           # names too long for asv's column lose their head
+           "[70.00%] ··· ...h_attack.TrackMinimalL2Speedup.track_speedup          ok",
+           "[80.00%] ··· ....TrackRandomMatrix.track_mean_index_fraction          ok"]  # fmt: skip
     out = list(progress(asv, start=0.0))
     ours = [line for line in out if line.startswith("bench:")]
     assert [line for line in out if not line.startswith("bench:")] == asv  # passed through
     assert ours[0] == "bench: running bench_saddles.TrackTorusFinder.track_found"
-    assert ours[1].startswith("bench: [1/3] bench_attack.TimeAttackOps.time_op ok (2 left, ")
-    assert ours[2].startswith("bench: [2/3] bench_saddles.TrackTorusFinder.track_found "
-                              "1/5 failed (1 left, ")  # fmt: skip
-    assert len(ours) == 3
+    assert ours[1].startswith("bench: [1/5] bench_attack.TimeAttackOps.time_op ok (4 left, ")
+    assert ours[2].startswith("bench: [2/5] bench_saddles.TrackTorusFinder.track_found "
+                              "1/5 failed (3 left, ")  # fmt: skip
+    assert ours[3].startswith("bench: [3/5] ...h_attack.TrackMinimalL2Speedup.track_speedup ok")
+    assert ours[4].startswith("bench: [4/5] ....TrackRandomMatrix.track_mean_index_fraction ok")
+    assert len(ours) == 5
 
 
 def test_report_renders_in_a_browser(science_dir, tmp_path):
