@@ -10,17 +10,19 @@ An automatic choice falls back quietly; an explicit request (1 or 2) that cannot
 ``ValueError`` naming the op. ``TRITON_INTERPRET=1`` must be set before ``triton`` is imported.
 
 The torch backend runs the eager reference through ``torch.compile`` where it compiles (set
-``HDBENCH_TORCH_COMPILE=0`` to force eager); a function that fails to compile falls back to eager
-once, with a warning, and stays eager.
+``HDBENCH_TORCH_COMPILE=0`` to force eager, or ``eager()`` for a block); a function that fails to
+compile falls back to eager once, with a warning, and stays eager.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib.util
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -69,8 +71,22 @@ def resolve(op: str, x: torch.Tensor, backend: str | None = None) -> str:
     return requested
 
 
+_EAGER = contextvars.ContextVar("hdbench_eager", default=False)
+
+
 def compile_enabled() -> bool:
-    return os.environ.get("HDBENCH_TORCH_COMPILE", "1") != "0"
+    return not _EAGER.get() and os.environ.get("HDBENCH_TORCH_COMPILE", "1") != "0"
+
+
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
+    """Run the block with every ``compiled`` function eager, as ``HDBENCH_TORCH_COMPILE=0`` does
+    for a whole run: for timing compiled code against eager in one process."""
+    token = _EAGER.set(True)
+    try:
+        yield
+    finally:
+        _EAGER.reset(token)
 
 
 def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:

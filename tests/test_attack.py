@@ -295,6 +295,22 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
     assert torch.equal(op(torch.ones(2)), torch.full((2,), 2.0))  # stays eager, no new warning
 
 
+def test_an_eager_block_runs_compiled_functions_eager(monkeypatch):
+    from kernels import _backend
+
+    compiles = []
+    monkeypatch.setenv("HDBENCH_TORCH_COMPILE", "1")
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiles.append(fn) or fn)
+    op = _backend.compiled(lambda t: t * 2)
+    with _backend.eager():
+        assert not _backend.compile_enabled()
+        assert torch.equal(op(torch.ones(2)), torch.full((2,), 2.0))
+    assert compiles == []  # nothing compiled inside the block
+    assert _backend.compile_enabled()
+    op(torch.ones(2))
+    assert len(compiles) == 1
+
+
 # --- error paths ----------------------------------------------------------------------------
 
 X = torch.rand(2, 3, 4)
