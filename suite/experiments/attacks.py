@@ -115,9 +115,11 @@ def _nearest_from(logits: torch.Tensor, pullback: Callable, y: torch.Tensor) -> 
     return Linearisation(logits, best_f, best_g)
 
 
-def _linearise_functional(tail: nn.Module, z: torch.Tensor, y: torch.Tensor) -> Linearisation:
-    """``linearise`` through ``torch.func.vjp``, which ``torch.compile`` traces (autograd's
-    ``grad`` would break its graph)."""
+def _linearise_traceable(tail: nn.Module, z: torch.Tensor, y: torch.Tensor) -> Linearisation:
+    """``linearise``, through ``torch.func.vjp`` while ``torch.compile`` traces it (autograd's
+    ``grad`` would break the graph); eager, through autograd, which is faster there."""
+    if not torch.compiler.is_compiling():
+        return linearise(tail, z, y)
     logits, vjp = torch.func.vjp(tail, z)
     return _nearest_from(logits, lambda cotangent, _more: vjp(cotangent)[0], y)
 
@@ -129,7 +131,7 @@ def _step_in_stem(
     """One DeepFool step of ``_deepfool_in_stem`` at stem outputs z (B, H) = z0 + a G:
     (margin (B,) at z, active (B,) less the rows flipped there, a and z after the step, which
     moves the rows still active only). G = `gram` (H, H)."""
-    lin = _linearise_functional(tail, z, y)
+    lin = _linearise_traceable(tail, z, y)
     margin = _margin_of(lin.logits, y)
     active = active & ~(margin > 0)
     g_gram = lin.grad @ gram
@@ -149,7 +151,7 @@ def _correction_in_stem(
     z_at (B, H): (g_z, gg = ||g||^2, c, c_end = (1 + overshoot) c, z_end, f_end), the step
     from z0 being ``c_end g_z`` in coefficients of W's rows, to z_end = z0 + c_end G g_z with
     margin f_end."""
-    lin = _linearise_functional(tail, z_at, y)
+    lin = _linearise_traceable(tail, z_at, y)
     g_gram = lin.grad @ gram
     gg = (g_gram * lin.grad).sum(dim=1)
     c = ((lin.grad * (z_at - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
