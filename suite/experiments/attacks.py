@@ -124,6 +124,13 @@ def _linearise_traceable(tail: nn.Module, z: torch.Tensor, y: torch.Tensor) -> L
     return _nearest_from(logits, lambda cotangent, _more: vjp(cotangent)[0], y)
 
 
+def _through_gram(g_z: torch.Tensor, gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G g_z (B, H), ||g||^2 (B,)) for coefficients g_z (B, H) of W's rows, G = `gram` = W W^T:
+    the stem-output move of a step along the pixel vector g = W^T g_z, and its squared length."""
+    g_gram = g_z @ gram
+    return g_gram, (g_gram * g_z).sum(dim=1)
+
+
 def _step_in_stem(
     tail: nn.Module, z: torch.Tensor, a: torch.Tensor, y: torch.Tensor, active: torch.Tensor,
     gram: torch.Tensor, overshoot: float,
@@ -134,8 +141,7 @@ def _step_in_stem(
     lin = _linearise_traceable(tail, z, y)
     margin = _margin_of(lin.logits, y)
     active = active & ~(margin > 0)
-    g_gram = lin.grad @ gram
-    gg = (g_gram * lin.grad).sum(dim=1)  # ||g||^2 of the pixel gradient g = W^T g_z
+    g_gram, gg = _through_gram(lin.grad, gram)
     # the pixel step (1 + overshoot) (|f| + 1e-6) / ||g|| along g / ||g||, as a multiple of g
     c = torch.where(active & (gg > 0), (lin.margin.abs() + 1e-6) / gg.clamp_min(TINY), 0.0)
     c = c * (1 + overshoot)
@@ -152,8 +158,7 @@ def _correction_in_stem(
     from z0 being ``c_end g_z`` in coefficients of W's rows, to z_end = z0 + c_end G g_z with
     margin f_end."""
     lin = _linearise_traceable(tail, z_at, y)
-    g_gram = lin.grad @ gram
-    gg = (g_gram * lin.grad).sum(dim=1)
+    g_gram, gg = _through_gram(lin.grad, gram)
     c = ((lin.grad * (z_at - z0)).sum(dim=1) - lin.margin) / gg.clamp_min(TINY)
     c_end = c * (1 + overshoot)
     z_end = torch.addcmul(z0, c_end[:, None], g_gram)
@@ -373,14 +378,14 @@ class _Corrections:
 
     def __init__(
         self, model: nn.Module, stem: nn.Module, tail: nn.Module, y: torch.Tensor, *,
-        clamp: tuple[float, float] | None, overshoot: float, tol: float, window: int,
-        backend: str | None,
+        clamp: tuple[float, float] | None, overshoot: float, tol: float, backend: str | None,
     ) -> None:  # fmt: skip
         self.model, self.stem, self.tail, self.y = model, stem, tail, y
-        self.clamp, self.overshoot, self.tol, self.window = clamp, overshoot, tol, window
-        self.backend = backend
-        # a tail behind a stem is small: its searches' bracketing stage runs compiled
+        self.clamp, self.overshoot, self.tol, self.backend = clamp, overshoot, tol, backend
+        # a point of a line search costs the tail: behind a stem the tail is small, so a wide
+        # window of points is cheap and the search's bracketing stage runs compiled
         self.fast = not isinstance(stem, nn.Identity)
+        self.window = STEM_WINDOW if self.fast else 2
         self.z0 = self.f0s = torch.empty(0)
 
     def boundary(
@@ -464,7 +469,9 @@ def _deepfool_in_stem(
     a, z = torch.zeros_like(z0), z0
     active = torch.ones_like(y, dtype=torch.bool)
     iterations, first = 0, None
-    with torch.no_grad():  # the steps' gradients come from torch.func, which ignores this
+    # no autograd graph around the steps (an inference graph when compiled): each takes its own
+    # gradient (autograd inside linearise eager, torch.func.vjp while traced)
+    with torch.no_grad():
         for _ in range(max_iter):
             margin, active, a_next, z_next = _step_in_stem_compiled(tail, z, a, y, active, gram,
                                                                     search.overshoot)  # fmt: skip
@@ -485,7 +492,7 @@ def _deepfool_in_stem(
         hi, fhi = search.boundary(z, margin, found)
         found &= fhi > 0
     if refine:  # a correction's end replaces DeepFool's iterate where its boundary is closer
-        dist = hi * (a @ gram * a).sum(dim=1).sqrt()
+        dist = hi * _through_gram(a, gram)[1].sqrt()
         z_at = torch.lerp(z0, z, hi[:, None])  # the boundary point's stem output
         for _ in range(refine):
             with torch.no_grad():
@@ -580,13 +587,9 @@ def deepfool(
     weight = getattr(stem, "weight", None)
     x0 = x.detach().contiguous()
 
-    # a point of a line search costs the tail: through a stem, a wide window of points is cheap
-    window = 2 if isinstance(stem, nn.Identity) else STEM_WINDOW
-
     def corrections(rows: torch.Tensor | None) -> _Corrections:
         return _Corrections(model, stem, tail, y if rows is None else y[rows], clamp=clamp,
-                            overshoot=overshoot, tol=tol, window=window,
-                            backend=backend)  # fmt: skip
+                            overshoot=overshoot, tol=tol, backend=backend)  # fmt: skip
 
     if weight is None:
         x_adv, success, iterations = _deepfool_in_pixels(
