@@ -22,7 +22,6 @@ import io
 import math
 import numbers
 import os
-import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: 
 
 from reports.provenance import figure_note  # noqa: E402
 from reports.results import ResultSet, param_value, split_name  # noqa: E402
+from suite.common import write_atomic  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -604,20 +604,6 @@ def index_context(results: ResultSet, pages: list[Page], out: Path, asv_html: Pa
         "notes": results.notes,
         "asv": asv,
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def build(results: ResultSet, out: str | Path, asv_html: str | Path | None = None) -> Path:

@@ -1,9 +1,9 @@
 """The GPU scaling page: cells of the scaling experiment's GPU size run outside asv, kept under
 ``reports/measurements/`` as ``*/scaling_*points.jsonl[.gz]``.
 
-A GPU session of minutes cannot hold the whole GPU size (near an hour on an H200), so a
-measurement script runs it a family at a time and appends each finished (family, model, regime,
-side) cell as one JSON object per line: the experiment's point for that cell (per-sample norms,
+A GPU session of minutes cannot hold the whole GPU size (near an hour on an H200), so it runs
+in pieces (``suite.experiments.cells``), and each finished (family, model, regime, side) cell is
+one JSON object per line: the experiment's point for that cell (per-sample norms,
 medians, accuracy) with its training and attack seconds and peak GPU memory. This page fits every
 (family, model, regime) with the experiment's own fit (``scaling.fit_slopes``: the GPU size's
 bootstrap, seed and verdict rule), draws the norms and slopes as the scaling page does, and names

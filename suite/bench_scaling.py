@@ -18,7 +18,9 @@ keys the cache by the function, so the experiment runs once per ``asv run``) fee
   provenance lines.
 
 Sizes: the CPU default (sides 8 to 128, linear and MLP) or the GPU size (to 1024, the CNN too),
-by device; ``HDBENCH_SCALING_SIZE=cpu|gpu`` overrides. Parameter lists are the same everywhere;
+by device; ``HDBENCH_SCALING_SIZE=cpu|gpu`` overrides. With ``HDBENCH_SCALING_CELLS=DIR``, the
+run reads the cells that folder holds (``suite.experiments.cells``: the GPU size run in pieces
+beforehand) and adds those it computes. Parameter lists are the same everywhere;
 what a machine does not run is skipped in ``setup`` with the reason. A model that did not learn
 is skipped for every attack number, its clean accuracy still tracked.
 """
@@ -34,6 +36,7 @@ from suite import common
 from suite.experiments import analysis as A
 from suite.experiments import models as M
 from suite.experiments import scaling as S
+from suite.experiments.cells import store_from_env
 from suite.experiments.data import FAMILIES
 
 SIDES = tuple(sorted({s for c in S.SIZES.values() for s in c.sides}))
@@ -51,7 +54,8 @@ def scaling_results() -> dict[str, Any]:
     """The experiment at this machine's size (the shared ``setup_cache`` of every class here)."""
     dev = common.device()
     cfg = dataclasses.replace(S.config(dev), seed=SEED)
-    return S.run(cfg, dev, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return S.run(cfg, dev, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                 store=store_from_env())  # fmt: skip
 
 
 scaling_results.timeout = TIMEOUT

@@ -18,9 +18,11 @@ import os
 import re
 import socket
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
@@ -50,6 +52,22 @@ DTYPES: dict[str, torch.dtype] = {
 
 
 SMOKE_ENV = "HDBENCH_SMOKE"
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) to `path` through a temporary file in the same folder and
+    ``os.replace``: a reader, or a run stopped halfway, sees the old file or the new one whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are results, for reading
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def smoke() -> bool:

@@ -17,7 +17,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -100,11 +99,8 @@ GROUPS: list[tuple[str, str, tuple[str, ...], Callable[[], dict]]] = [
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
-    """Write `data` to `path` atomically (``reports.build.write_atomic``: a snapshot is one of
-    the report's inputs), readable by all."""
-    from reports.build import write_atomic  # here: it imports matplotlib
-
-    write_atomic(Path(path), json.dumps(data, indent=1, default=float))
+    """Write `data` to `path` atomically (a snapshot is one of the report's inputs)."""
+    common.write_atomic(path, json.dumps(data, indent=1, default=float))
 
 
 def header(budget: float) -> dict[str, Any]:

@@ -29,12 +29,16 @@ output is larger than the image.
 from __future__ import annotations
 
 import dataclasses
+import io
+import time
 import weakref
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from suite.common import write_atomic
 from suite.experiments.data import Scenes
 
 MODELS = ("linear", "mlp", "cnn")
@@ -192,6 +196,11 @@ class Trained(NamedTuple):
     train_samples: int
     train_accuracy: float
     final_loss: float
+    seconds: float  # wall time of the training steps, summed over every resumed part
+
+
+class DeadlineReached(RuntimeError):
+    """A deadline passed before the work it stopped was done; what was done is saved."""
 
 
 def _groups(model: nn.Module, lr: float) -> list[dict]:
@@ -210,17 +219,22 @@ def _groups(model: nn.Module, lr: float) -> list[dict]:
     return [{"params": [first.weight], "lr": scaled}, {"params": rest, "lr": lr}]
 
 
-def _cycle(scenes: Scenes, side: int, n: int, batch: int, steps: int, device: torch.device):
-    """Yield `steps` minibatches (x, y) cycling through samples 0 .. n - 1 of `scenes` at `side`."""
+def _cycle(
+    scenes: Scenes, side: int, n: int, batch: int, steps: range, device: torch.device
+):  # fmt: skip
+    """Yield the minibatches (x, y) of `steps` (step t holds samples t * batch, t * batch + 1,
+    ... modulo n of `scenes` at `side`), so that a resumed run sees what an unbroken one does."""
+    if not steps:  # nothing to render: a resumed run that had finished
+        return
     per_sample = 4 * scenes.channels * side * side
     if n * per_sample <= MATERIALISE_BYTES:
         parts = [r[side] for _, r in scenes.batches(n, device, sides=(side,))]
         xs, ys = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        for t in range(steps):
+        for t in steps:
             idx = (torch.arange(batch, device=device) + t * batch) % n
             yield xs[idx], ys[idx]
         return
-    for t in range(steps):
+    for t in steps:
         start = (t * batch) % n
         stop = min(n, start + batch)  # a short batch at the wrap point keeps rendering simple
         x, y = scenes.render(start, stop, device, (side,))[side]
@@ -237,16 +251,26 @@ def train(
     seed: int = 0,
     device: torch.device | str = "cpu",
     batch_pixels: int = BATCH_PIXELS,
+    checkpoint: str | Path | None = None,
+    deadline: float | None = None,
 ) -> Trained:
     """Train a `model_name` classifier on `scenes` at `side` in `regime`, seeded; a minibatch of
     more than `batch_pixels` pixels runs in slices whose gradients add up to the minibatch's.
 
+    With a `checkpoint` file, training starts from the state saved there (if the file exists)
+    and saves its state there when it ends, and, should `deadline` (a ``time.monotonic()``
+    value) pass before a step, before that step, then raises ``DeadlineReached``: a run stopped
+    and resumed trains the same model, bit for bit, as one that was not stopped. The caller
+    deletes the file once it has kept what it needs.
+
     Returns:
-        ``Trained(model (eval mode, on device), train_samples, train_accuracy, final_loss)``; the
-        training accuracy is measured on the last 8 minibatches.
+        ``Trained(model (eval mode, on device), train_samples, train_accuracy, final_loss,
+        seconds)``; the training accuracy is measured on the last 8 minibatches.
     """
     if side not in scenes.sides:
         raise ValueError(f"train: expected side in {scenes.sides}, got {side!r}")
+    if deadline is not None and checkpoint is None:
+        raise ValueError("train: expected a checkpoint file with a deadline, got none")
     device = torch.device(device)
     n = train_samples(regime, scenes.channels * side * side)
     torch.manual_seed(seed)
@@ -254,8 +278,30 @@ def train(
     opt = torch.optim.AdamW(_groups(model, training.lr[model_name]),
                             weight_decay=training.weight_decay)  # fmt: skip
     rows = rows_per_pass(batch_pixels, scenes.channels * side * side)
-    correct, seen, loss = 0, 0, torch.tensor(float("nan"))
-    for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, training.steps, device)):
+    # the state a stopped run saves: step (the next one), and the tallies kept so far
+    state = {"step": 0, "correct": 0, "seen": 0, "loss": torch.tensor(float("nan")),
+             "seconds": 0.0}  # fmt: skip
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = _resume(checkpoint, model, opt, device, training.steps)
+    c0 = time.perf_counter()
+
+    def save() -> None:
+        done = state["step"] == training.steps  # the optimiser is needed no more
+        kept = {**state, "seconds": state["seconds"] + time.perf_counter() - c0,
+                "steps": training.steps, "model": model.state_dict(),
+                "opt": {} if done else opt.state_dict()}  # fmt: skip
+        buf = io.BytesIO()
+        torch.save(kept, buf)
+        write_atomic(Path(checkpoint), buf.getvalue())
+
+    steps = range(state["step"], training.steps)
+    for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, steps, device), steps.start):
+        if deadline is not None and time.monotonic() > deadline:
+            save()
+            raise DeadlineReached(
+                f"train: stopped before step {t} of {training.steps} of "
+                f"{model_name} at side {side}; its state is in {checkpoint}"
+            )
         opt.zero_grad(set_to_none=True)
         parts, loss = [], 0.0
         for i in range(0, len(y), rows):  # the minibatch's mean loss, slice by slice
@@ -266,13 +312,34 @@ def train(
             loss = loss + piece.detach()
         logits = torch.cat(parts)
         opt.step()
+        state["step"], state["loss"] = t + 1, loss.detach()
         if t >= training.steps - 8:
-            correct += int((logits.argmax(dim=1) == y).sum())
-            seen += y.numel()
+            state["correct"] += int((logits.argmax(dim=1) == y).sum())
+            state["seen"] += y.numel()
+    if checkpoint is not None and steps:
+        save()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return Trained(model, n, correct / max(seen, 1), float(loss.detach()))
+    return Trained(model, n, state["correct"] / max(state["seen"], 1), float(state["loss"]),
+                   state["seconds"] + time.perf_counter() - c0)  # fmt: skip
+
+
+def _resume(
+    checkpoint: str | Path, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device,
+    steps: int,
+) -> dict:  # fmt: skip
+    """Load the model and optimiser state saved by ``train`` in `checkpoint`; returns the rest
+    of it (step, tallies, seconds)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    if state.get("steps") != steps:
+        raise ValueError(f"train: expected a checkpoint of a {steps}-step run in {checkpoint}, "
+                         f"got one of {state.get('steps')!r} steps")  # fmt: skip
+    model.load_state_dict(state.pop("model"))
+    if state["step"] < steps:
+        opt.load_state_dict(state["opt"])
+    del state["opt"]
+    return state
 
 
 def test_set(

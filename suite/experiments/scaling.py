@@ -17,6 +17,8 @@ per-sample norms and diagnostics are kept, summarised per side and fitted across
 the CNN included); ``config()`` picks one by device, overridable by ``HDBENCH_SCALING_SIZE``.
 Every pass of a model carries at most ``Config.batch_pixels`` pixels: the attacked points go in
 slices (the searches are per sample, so slices change no result), and so do training minibatches.
+``run_cells`` computes the cells alone, and with a ``cells.CellStore`` keeps each as it finishes
+and reads back those already kept, so that a run stopped by a deadline resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from suite import common
 from suite.experiments import analysis as A
 from suite.experiments import attacks
 from suite.experiments import models as M
+from suite.experiments.cells import CellStore, predicted_attack_s
 from suite.experiments.data import FAMILIES, Scenes
 
 SIZE_ENV = "HDBENCH_SCALING_SIZE"
@@ -230,57 +233,115 @@ def control(cfg: Config, device: str) -> dict[str, Any]:
     return out
 
 
-def run(
+def run_cells(
     cfg: Config,
     device: str = "cpu",
     *,
     backend: str | None = None,
     log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Run the whole experiment of `cfg` on `device`.
+    store: CellStore | None = None,
+    deadline: float | None = None,
+) -> dict[tuple, dict[str, Any]]:
+    """Train and attack every (family, model, regime, side) cell of `cfg` on `device`.
+
+    With a `store`, cells it holds are read back, not run again, and each cell is stored as it
+    finishes; with a `deadline` too (a ``time.monotonic()`` value), training stops before a
+    step past it (its state kept in the store), and a cell whose attack the store's smaller
+    sides predict to end past it is not started: both raise ``models.DeadlineReached``, and the
+    same call later resumes.
 
     Returns:
-        ``{"config": ..., "device": ..., "seconds": ..., "points": {(family, model, regime, side):
-        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...}``.
+        ``{(family, model, regime, side): point}``, a point as ``_point`` returns it plus its
+        training samples, training accuracy and seconds (``train_s``, ``attack_s``), or
+        ``{"skipped": why}`` for a cell outside the size.
     """
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
     points: dict[tuple, dict[str, Any]] = {}
-    slopes: dict[tuple, dict[str, Any]] = {}
     for family in cfg.families:
         scenes = Scenes(
             family, cfg.sides, seed=cfg.seed, classes=cfg.classes, contrast=cfg.contrast
         )
-        test = M.test_set(scenes, cfg.test_points, device)
+        test: dict = {}  # the test scenes, rendered once a cell of the family needs them
         for model_name in cfg.models:
             for regime in cfg.regimes:
-                by_side = {}
                 for side in cfg.sides:
                     key = (family, model_name, regime, side)
                     if regime == "more" and side > cfg.more_max_side:
                         points[key] = {"skipped": f"the 'more' regime runs to side "
                                        f"{cfg.more_max_side} in the {cfg.name} size"}  # fmt: skip
                         continue
-                    trained = M.train(model_name, scenes, side, regime, training=cfg.training,
-                                      seed=cfg.seed + side, device=device,
-                                      batch_pixels=cfg.batch_pixels)  # fmt: skip
-                    x, y = test[side]
-                    p = _point(trained.model, model_name, x, y, backend,
-                               M.learned_threshold(cfg.classes), cfg.batch_pixels)  # fmt: skip
-                    p.update(train_samples=trained.train_samples,
-                             train_accuracy=trained.train_accuracy)  # fmt: skip
+                    name = CellStore.name(cfg, key, device) if store is not None else ""
+                    p = store.load(name) if store is not None else None
+                    if p is None:
+                        test = test or M.test_set(scenes, cfg.test_points, device)
+                        p = _cell(cfg, scenes, key, test[side], device, backend, store, name,
+                                  deadline)  # fmt: skip
                     points[key] = p
-                    if "skipped" not in p:
-                        by_side[side] = p
                     say(f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
                         f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
                         f" ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
-                slopes[(family, model_name, regime)] = fit_slopes(cfg, by_side)
+    return points
+
+
+def _cell(
+    cfg: Config, scenes: Scenes, cell: tuple, test: tuple[torch.Tensor, torch.Tensor],
+    device: str, backend: str | None, store: CellStore | None, name: str,
+    deadline: float | None,
+) -> dict[str, Any]:  # fmt: skip
+    """One cell of ``run_cells``: train, attack the `test` points (x, y), store."""
+    family, model_name, regime, side = cell
+    trained = M.train(model_name, scenes, side, regime, training=cfg.training,
+                      seed=cfg.seed + side, device=device, batch_pixels=cfg.batch_pixels,
+                      checkpoint=store.checkpoint(name) if store is not None else None,
+                      deadline=deadline)  # fmt: skip
+    if deadline is not None and store is not None:
+        ahead = predicted_attack_s(store.attack_seconds(family, model_name, regime), side)
+        if time.monotonic() + ahead > deadline:
+            raise M.DeadlineReached(f"run_cells: the attack of {family}/{model_name}/{regime} "
+                                    f"at side {side} (about {ahead:.0f} s) would end past the "
+                                    f"deadline; its trained model is kept")  # fmt: skip
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    a0 = time.perf_counter()
+    p = _point(trained.model, model_name, *test, backend, M.learned_threshold(cfg.classes),
+               cfg.batch_pixels)  # fmt: skip
+    p.update(train_samples=trained.train_samples, train_accuracy=trained.train_accuracy,
+             train_s=trained.seconds, attack_s=time.perf_counter() - a0)  # fmt: skip
+    if device == "cuda":
+        p["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if store is not None:
+        store.store(name, cell, p)
+    return p
+
+
+def run(
+    cfg: Config,
+    device: str = "cpu",
+    *,
+    backend: str | None = None,
+    log: Callable[[str], None] | None = None,
+    store: CellStore | None = None,
+) -> dict[str, Any]:
+    """Run the whole experiment of `cfg` on `device`: ``run_cells`` (reading and filling
+    `store` where given), the slopes of every (family, model, regime) and the control.
+
+    Returns:
+        ``{"config": ..., "device": ..., "seconds": ..., "points": {(family, model, regime, side):
+        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...}``.
+    """
+    t0 = time.perf_counter()
+    points = run_cells(cfg, device, backend=backend, log=log, store=store)
+    by_cell: dict[tuple, dict[int, dict[str, Any]]] = {}
+    for (family, model_name, regime, side), p in points.items():
+        kept = by_cell.setdefault((family, model_name, regime), {})
+        if "skipped" not in p:
+            kept[side] = p
     return {
         "config": cfg.as_dict(),
         "device": device,
         "points": points,
-        "slopes": slopes,
+        "slopes": {k: fit_slopes(cfg, by_side) for k, by_side in by_cell.items()},
         "control": control(cfg, device),
         "seconds": time.perf_counter() - t0,
     }

@@ -1,0 +1,208 @@
+"""The scaling experiment in pieces: training stopped and resumed, cells kept and read back,
+the command line that runs, exports and fits them."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from suite.experiments import cells as C
+from suite.experiments import models as M
+from suite.experiments import scaling as S
+from suite.experiments.data import Scenes
+
+
+@pytest.fixture
+def torch_backend(monkeypatch):
+    monkeypatch.setenv("HDBENCH_BACKEND", "torch")
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.monotonic() as 1, 2, 3, ...: one tick per call, so a deadline of k + 0.5 passes at
+    the (k + 1)-th reading."""
+    ticks = itertools.count(1)
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(ticks)))
+
+
+def _same_model(a: M.Trained, b: M.Trained) -> None:
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert (a.train_accuracy, a.final_loss, a.train_samples) == (
+        b.train_accuracy,
+        b.final_loss,
+        b.train_samples,
+    )
+
+
+@pytest.mark.parametrize(("model", "streamed"), [("linear", False), ("mlp", True), ("cnn", False)])
+def test_training_stopped_twice_and_resumed_is_the_same_bit_for_bit(
+    monkeypatch, clock, tmp_path, model, streamed
+):
+    if streamed:  # the training set rendered per minibatch, not once
+        monkeypatch.setattr(M, "MATERIALISE_BYTES", 0)
+    scenes = Scenes("upsampled", (8, 16), seed=1)
+    training = M.Training(steps=12, batch=20)  # the last 8 steps' accuracy spans the stops
+    whole = M.train(model, scenes, 16, "fewer", training=training, seed=3)
+    ckpt = tmp_path / "cell.train.pt"
+    for stop, steps_run in ((3, 3), (7, 4)):  # stopped before step 3, then before step 7
+        deadline = time.monotonic() + steps_run + 0.5  # one clock reading a step
+        with pytest.raises(M.DeadlineReached, match=f"before step {stop} of 12"):
+            M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt,
+                    deadline=deadline)  # fmt: skip
+        assert torch.load(ckpt, weights_only=True)["step"] == stop
+    resumed = M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt)
+    _same_model(resumed, whole)
+    assert 0 < resumed.train_accuracy and resumed.seconds > 0
+    # the finished state is kept too (no optimiser), and read back as the same model
+    assert torch.load(ckpt, weights_only=True)["opt"] == {}
+    again = M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt,
+                    deadline=time.monotonic() - 1)  # fmt: skip
+    _same_model(again, whole)
+
+
+def test_a_checkpoint_of_another_training_or_a_deadline_without_one_is_refused(tmp_path):
+    scenes = Scenes("upsampled", (8,), seed=1)
+    ckpt = tmp_path / "c.pt"
+    M.train("linear", scenes, 8, "fewer", training=M.Training(steps=3, batch=8), checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"train: expected a checkpoint of a 5-step run .* 3"):
+        M.train("linear", scenes, 8, "fewer", training=M.Training(steps=5, batch=8),
+                checkpoint=ckpt)  # fmt: skip
+    with pytest.raises(ValueError, match="train: expected a checkpoint file with a deadline"):
+        M.train("linear", scenes, 8, "fewer", deadline=time.monotonic() + 60)
+
+
+def _tiny(**changes) -> S.Config:
+    base = S.Config(name="tiny", sides=(8, 16, 32), models=("linear", "mlp"), test_points=32,
+                    more_max_side=8, training=M.Training(steps=20, batch=32),
+                    families=("upsampled",), regimes=("fewer",), n_boot=100)  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def _assert_same_points(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        for k in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
+            if k in a[key]:
+                np.testing.assert_array_equal(np.asarray(b[key][k]), a[key][k], err_msg=str(key))
+        for k in ("clean_accuracy", "median_l2", "train_accuracy", "skipped"):
+            assert a[key].get(k) == b[key].get(k), (key, k)
+
+
+def test_cells_stopped_and_resumed_give_the_results_of_one_run(torch_backend, tmp_path):
+    cfg = _tiny()
+    one_run = S.run_cells(cfg)
+    store = C.CellStore(tmp_path / "cells")
+    # a deadline already past: training stops before its first step, state kept
+    with pytest.raises(M.DeadlineReached, match="before step 0"):
+        S.run_cells(cfg, store=store, deadline=time.monotonic() - 1)
+    assert [p.name.split("-")[:4] for p in store.folder.glob("*.train.pt")] == [
+        ["upsampled", "linear", "fewer", "8"]
+    ]
+    pieces = S.run_cells(cfg, store=store)
+    _assert_same_points(one_run, pieces)
+    assert not list(store.folder.glob("*.train.pt"))  # dropped with each stored cell
+    assert len(list(store.folder.glob("*.json"))) == 6
+
+    # read back, nothing is computed again, and the whole run's slopes are the same
+    def no_training(*_args, **_kw):
+        raise AssertionError("a stored cell was trained again")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(M, "train", no_training)
+        read_back = S.run(cfg, store=store)
+    _assert_same_points(one_run, read_back["points"])
+    assert read_back["slopes"] == S.run(cfg)["slopes"]
+    assert read_back["points"][("upsampled", "mlp", "fewer", 16)]["attack_s"] > 0
+
+
+def test_an_attack_predicted_past_the_deadline_is_not_started(torch_backend, tmp_path, clock):
+    cfg = _tiny(models=("mlp",), sides=(8, 16))
+    store, cell8, cell16 = C.CellStore(tmp_path), ("upsampled", "mlp", "fewer", 8), \
+        ("upsampled", "mlp", "fewer", 16)  # fmt: skip
+    # a stored side-8 cell whose attack took 100 s: side 16's is predicted at 400 s
+    store.store(
+        C.CellStore.name(cfg, cell8, "cpu"),
+        cell8,
+        {"clean_accuracy": 1.0, "attacked": 0, "skipped": "made up", "attack_s": 100.0},
+    )
+    with pytest.raises(M.DeadlineReached, match=r"attack of upsampled/mlp/fewer at side 16 "
+                                                r"\(about 400 s\)"):  # fmt: skip
+        S.run_cells(cfg, store=store, deadline=time.monotonic() + 300)
+    kept = list(store.folder.glob("*-16-*.train.pt"))  # the trained model, for the next run
+    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 20
+    finished = S.run_cells(cfg, store=store)
+    assert finished[cell8]["skipped"] == "made up"
+    _assert_same_points({cell16: S.run_cells(cfg)[cell16]}, {cell16: finished[cell16]})
+
+
+def test_a_cell_name_changes_with_what_its_numbers_depend_on():
+    cfg, cell = _tiny(), ("upsampled", "mlp", "fewer", 16)
+    name = C.CellStore.name(cfg, cell, "cpu")
+    assert name.startswith("upsampled-mlp-fewer-16-")
+    assert C.CellStore.name(dataclasses.replace(cfg, sides=(16, 32)), cell, "cpu") == name
+    assert C.CellStore.name(dataclasses.replace(cfg, n_boot=7), cell, "cpu") == name
+    for changed in (dict(seed=1), dict(sides=(8, 16)), dict(test_points=64), dict(contrast=0.5),
+                    dict(training=M.Training(steps=21, batch=32))):  # fmt: skip
+        assert C.CellStore.name(dataclasses.replace(cfg, **changed), cell, "cpu") != name
+    assert C.CellStore.name(cfg, cell, "cuda") != name
+    assert C.CellStore.name(cfg, ("upsampled", "mlp", "more", 16), "cpu") != name
+
+
+def test_an_attack_is_predicted_from_the_largest_smaller_side():
+    assert C.predicted_attack_s({8: 1.0, 16: 3.0, 64: 50.0}, 32) == pytest.approx(12.0)
+    assert C.predicted_attack_s({64: 50.0}, 32) == 0.0
+
+
+def test_the_command_line_runs_exports_and_fits(torch_backend, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(S.SIZES, "cpu", _tiny(name="cpu"))
+    monkeypatch.delenv(S.SIZE_ENV, raising=False)
+    monkeypatch.delenv("HDBENCH_SMOKE", raising=False)
+    folder = str(tmp_path / "cells")
+    args = ["run", folder, "--models", "linear", "--min-side", "16"]
+    assert C.main([*args, "--budget", "0"]) == C.STOPPED
+    assert "stopped: train: stopped before step 0 of 20 of linear at side 16" in (
+        capsys.readouterr().out
+    )
+    assert C.main(args) == 0
+    assert len(list(tmp_path.glob("cells/*.json"))) == 2
+    assert C.main(["run", folder, "--models", "linear"]) == 0  # adds side 8 alone
+    assert len(list(tmp_path.glob("cells/*.json"))) == 3
+    out = capsys.readouterr().out
+    assert out.count("scaling: upsampled/linear/fewer") == 5  # 16, 32, then 8, 16 and 32 read
+    assert C.main(["export", folder, str(tmp_path / "scaling_x_points.jsonl.gz")]) == 0
+    from reports import gpu_scaling
+
+    cells = gpu_scaling.load([tmp_path / "scaling_x_points.jsonl.gz"])
+    assert sorted(cells[(tmp_path.name, "upsampled", "linear", "fewer")]) == [8, 16, 32]
+    assert C.main(["fit", folder]) == 0
+    fit = capsys.readouterr().out
+    assert "upsampled/linear/fewer sides 8–32 (3) l2_N" in fit
+    with pytest.raises(ValueError, match=r"cells: expected models among \('linear', 'mlp'\)"):
+        C.main(["run", folder, "--models", "resnet"])
+    with pytest.raises(ValueError, match="cells: expected sides of"):
+        C.main(["run", folder, "--min-side", "64"])
+
+
+def test_asv_reads_the_store_named_by_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(C.CELLS_ENV, raising=False)
+    assert C.store_from_env() is None
+    monkeypatch.setenv(C.CELLS_ENV, str(tmp_path))
+    assert C.store_from_env().folder == tmp_path
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="CellStore: expected a folder, got the file"):
+        C.CellStore(tmp_path / "f")
+
+
+def test_a_stored_record_is_one_json_line_with_every_per_sample_key(tmp_path):
+    store = C.CellStore(tmp_path)
+    store.store("n", ("noisy", "cnn", "fewer", 8), {"skipped": "did not learn", "attacked": 0})
+    (record,) = store.records()
+    assert record["skipped"] == "did not learn" and record["l2"] == []
+    assert json.loads(json.dumps(record)) == record and record["cell_version"] == C.CELL_VERSION
