@@ -19,7 +19,9 @@ this is how it runs in pieces::
 ``run`` takes the device's size (``scaling.config``) restricted to the families, models,
 regimes and sides given, and computes each cell the store lacks; with ``--budget`` it stops
 before a training step or an attack that the budget would not see finished (an attack's
-seconds are predicted from the same model's smaller sides, by pixels). ``export`` writes every
+seconds are predicted from the same model's smaller sides, by pixels). The budget is soft: the
+first side of a model has no prediction, and a new process compiles the search (some 15 s on a
+CPU), so leave room for one attack beyond it. ``export`` writes every
 finished cell as a line of the JSON-lines file that the report's "Scaling on a GPU" page reads
 from ``reports/measurements/``; ``fit`` prints the experiment's slopes and verdicts over them.
 ``asv run`` with ``HDBENCH_SCALING_CELLS=DIR`` reads and fills the same store.
@@ -169,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--regimes", **listed, help="comma-separated; default: both")
     r.add_argument("--min-side", type=int, default=0)
     r.add_argument("--max-side", type=int, default=math.inf)
-    r.add_argument("--budget", type=float, default=None, help="seconds before it stops")
+    r.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds: no training step or predicted attack starts past them",
+    )
     e = sub.add_parser("export", help="every stored cell, one JSON line each")
     e.add_argument("folder")
     e.add_argument("out", help="a .jsonl or .jsonl.gz file")
