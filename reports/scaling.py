@@ -136,6 +136,11 @@ def run_size_text(results: ResultSet, machines: set[str]) -> str:
             f"{n('train_steps')} steps of {n('train_batch')}, sides to "
             f"{n('largest_side')}, {n('bootstrap_resamples')} bootstrap resamples, "
             f"{n('control_samples')} control samples; the run took {n('seconds')} s"
+            + (
+                f", {n('cells_read')} of its cells read back from earlier runs"
+                if v.get("cells_read", 0) > 0
+                else ""
+            )
         )
     return ("Run size: " + "; ".join(parts) + ".") if parts else ""
 

@@ -14,8 +14,8 @@ keys the cache by the function, so the experiment runs once per ``asv run``) fee
   prediction (-1, -1/2, 0) nearest the smallest L-inf epsilon's slope;
 - ``TrackControl`` (norm): the uniform-cube control, measured, beside its known slope;
 - ``TrackScalingRun`` (quantity): the size of the run (test points, training steps and batch,
-  bootstrap resamples, control samples, largest side) and its wall time, for the report's
-  provenance lines.
+  bootstrap resamples, control samples, largest side), its wall time and the cells read back
+  from a cell folder, for the report's provenance lines.
 
 Sizes: the CPU default (sides 8 to 128, linear and MLP) or the GPU size (to 1024, the CNN too),
 by device; ``HDBENCH_SCALING_SIZE=cpu|gpu`` overrides. With ``HDBENCH_SCALING_CELLS=DIR``, the
@@ -283,12 +283,14 @@ RUN_SIZE = {
     "control_samples": lambda r: r["config"]["control_samples"],
     "largest_side": lambda r: max(r["config"]["sides"]),
     "seconds": lambda r: round(r["seconds"], 1),
+    "cells_read": lambda r: r.get("cells_read", 0),  # from HDBENCH_SCALING_CELLS, not computed
 }
 
 
 class TrackScalingRun:
     """The size of the run behind every scaling number: test points per side, training steps
-    and batch, bootstrap resamples, control samples, the largest side, and its wall time."""
+    and batch, bootstrap resamples, control samples, the largest side, its wall time, and the
+    cells it read back from a cell folder rather than computed."""
 
     params = (list(RUN_SIZE),)
     param_names = ("quantity",)

@@ -307,7 +307,8 @@ def scaling_benchmarks() -> dict[str, dict]:
     out["run"] = bench("bench_scaling.TrackScalingRun.track_value",
                        {"quantity": ["test_points", "train_steps", "train_batch",
                                      "bootstrap_resamples", "control_samples", "largest_side",
-                                     "seconds"]}, "count", "scaling-run-1")  # fmt: skip
+                                     "seconds", "cells_read"]}, "count",
+                       "scaling-run-1")  # fmt: skip
     return out
 
 
@@ -353,7 +354,7 @@ def scaling_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
     for part, v in {"slope": -0.5, "slope_low": -0.6, "slope_high": -0.4, "match": -0.5,
                     "match_in_interval": 1.0}.items():  # fmt: skip
         runs.append((b[f"g_{part}"], [v] * 72))
-    runs.append((b["run"], [128, 150, 64, 2000, 512, 128, 111.5]))
+    runs.append((b["run"], [128, 150, 64, 2000, 512, 128, 111.5, 3]))
     return runs
 
 
@@ -500,7 +501,8 @@ def test_scaling_page(science_pages):
     assert "Measured: side 8..128 (5)" in html and "Benchmark version scaling-1" in html
     assert (
         "Run size: cpu-a: 128 test points per side, training 150 steps of 64, sides to 128, "
-        "2000 bootstrap resamples, 512 control samples; the run took 111.5 s"
+        "2000 bootstrap resamples, 512 control samples; the run took 111.5 s, 3 of its cells "
+        "read back from earlier runs"
     ) in html
     # cnn in the 'fewer' regime did not learn: listed with its accuracy, not plotted
     skipped = html[html.index('id="skipped"') : html.index('id="goodfellow"')]

@@ -252,8 +252,9 @@ def run_cells(
 
     Returns:
         ``{(family, model, regime, side): point}``, a point as ``_point`` returns it plus its
-        training samples, training accuracy and seconds (``train_s``, ``attack_s``), or
-        ``{"skipped": why}`` for a cell outside the size.
+        training samples, training accuracy and seconds (``train_s``, ``attack_s``) and, where
+        it came from the store, ``read_back``; or ``{"skipped": why}`` for a cell outside the
+        size.
     """
     t0 = time.perf_counter()
     say = log or (lambda _msg: None)
@@ -273,7 +274,9 @@ def run_cells(
                         continue
                     name = CellStore.name(cfg, key, device) if store is not None else ""
                     p = store.load(name) if store is not None else None
-                    if p is None:
+                    if p is not None:
+                        p["read_back"] = True
+                    else:
                         test = test or M.test_set(scenes, cfg.test_points, device)
                         p = _cell(cfg, scenes, key, test[side], device, backend, store, name,
                                   deadline)  # fmt: skip
@@ -328,7 +331,8 @@ def run(
 
     Returns:
         ``{"config": ..., "device": ..., "seconds": ..., "points": {(family, model, regime, side):
-        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...}``.
+        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...,
+        "cells_read": cells read back from `store`, not computed in this run}``.
     """
     t0 = time.perf_counter()
     points = run_cells(cfg, device, backend=backend, log=log, store=store)
@@ -344,4 +348,5 @@ def run(
         "slopes": {k: fit_slopes(cfg, by_side) for k, by_side in by_cell.items()},
         "control": control(cfg, device),
         "seconds": time.perf_counter() - t0,
+        "cells_read": sum(bool(p.get("read_back")) for p in points.values()),
     }
