@@ -63,6 +63,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a crash leaves no empty file
         os.chmod(tmp, 0o644)  # mkstemp makes files private; these are results, for reading
         os.replace(tmp, path)
     except BaseException:

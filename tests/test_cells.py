@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
+import math
 import time
 
 import numpy as np
@@ -126,22 +126,26 @@ def test_cells_stopped_and_resumed_give_the_results_of_one_run(torch_backend, tm
 
 def test_an_attack_predicted_past_the_deadline_is_not_started(torch_backend, tmp_path, clock):
     cfg = _tiny(models=("mlp",), sides=(8, 16))
-    store, cell8, cell16 = C.CellStore(tmp_path), ("upsampled", "mlp", "fewer", 8), \
-        ("upsampled", "mlp", "fewer", 16)  # fmt: skip
-    # a stored side-8 cell whose attack took 100 s: side 16's is predicted at 400 s
-    store.store(
-        C.CellStore.name(cfg, cell8, "cpu"),
-        cell8,
-        {"clean_accuracy": 1.0, "attacked": 0, "skipped": "made up", "attack_s": 100.0},
-    )
+    store = C.CellStore(tmp_path)
+    cell8, cell16 = ("upsampled", "mlp", "fewer", 8), ("upsampled", "mlp", "fewer", 16)
+    # a stored side-8 cell whose attack took 100 s: side 16's is predicted at 400 s; the clock
+    # reads once a training step (20 of them)
+    made_up = {"clean_accuracy": 1.0, "attacked": 5, "attack_s": 100.0}
+    store.store(cfg, cell8, "cpu", made_up)
     with pytest.raises(M.DeadlineReached, match=r"attack of upsampled/mlp/fewer at side 16 "
-                                                r"\(about 400 s\)"):  # fmt: skip
-        S.run_cells(cfg, store=store, deadline=time.monotonic() + 300)
-    kept = list(store.folder.glob("*-16-*.train.pt"))  # the trained model, for the next run
-    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 20
-    finished = S.run_cells(cfg, store=store)
-    assert finished[cell8]["skipped"] == "made up"
+                                                r"\(about 400 s\) would end past"):  # fmt: skip
+        S.run_cells(cfg, store=store, deadline=time.monotonic() + 410)
+    kept = store.checkpoint(cfg, cell16, "cpu")  # the trained model, for the next call
+    assert torch.load(kept, weights_only=True)["step"] == 20
+    # longer than all the time a call is given: it starts all the same, or it never would
+    said: list[str] = []
+    finished = S.run_cells(cfg, store=store, deadline=time.monotonic() + 300, log=said.append)
+    assert "(about 400 s) is longer than the 299 s given; starting it all the same" in said[1]
+    assert finished[cell8]["attack_s"] == 100.0 and not kept.exists()
     _assert_same_points({cell16: S.run_cells(cfg)[cell16]}, {cell16: finished[cell16]})
+    # a cell that was not attacked (it did not learn) predicts nothing
+    store.store(cfg, cell8, "cpu", {**made_up, "skipped": "did not learn", "attacked": 0})
+    assert store.attack_seconds(cfg, cell16, "cpu") == {}
 
 
 def test_a_cell_name_changes_with_what_its_numbers_depend_on():
@@ -197,14 +201,61 @@ def test_asv_reads_the_store_named_by_the_environment(monkeypatch, tmp_path):
     assert C.store_from_env() is None
     monkeypatch.setenv(C.CELLS_ENV, str(tmp_path))
     assert C.store_from_env().folder == tmp_path
+    monkeypatch.setenv(C.CELLS_ENV, "cells")  # asv runs benchmarks in a temporary folder
+    with pytest.raises(ValueError, match="HDBENCH_SCALING_CELLS: expected an absolute path"):
+        C.store_from_env()
     (tmp_path / "f").write_text("")
     with pytest.raises(ValueError, match="CellStore: expected a folder, got the file"):
         C.CellStore(tmp_path / "f")
+    with pytest.raises(ValueError, match="run_cells: expected a store with a deadline"):
+        S.run_cells(_tiny(), deadline=time.monotonic() + 60)
 
 
-def test_a_stored_record_is_one_json_line_with_every_per_sample_key(tmp_path):
-    store = C.CellStore(tmp_path)
-    store.store("n", ("noisy", "cnn", "fewer", 8), {"skipped": "did not learn", "attacked": 0})
+def test_a_stored_cell_reads_back_whole_and_bad_files_are_named(tmp_path):
+    store, cfg, cell = C.CellStore(tmp_path), _tiny(), ("noisy", "cnn", "fewer", 8)
+    point = {"clean_accuracy": 0.9, "attacked": 3, "l2": np.array([1.0, 2.5, 0.5]),
+             "median_l2": 1.0, "level_shares": [0.5, math.nan], "pixels_90": math.nan}  # fmt: skip
+    store.store(cfg, cell, "cpu", point)
+    back = store.load(cfg, cell, "cpu")
+    np.testing.assert_array_equal(back["l2"], point["l2"])
+    assert back["linf"].size == 0  # every per-sample key, empty where there is none
+    assert math.isnan(back["pixels_90"]) and math.isnan(back["level_shares"][1])
     (record,) = store.records()
-    assert record["skipped"] == "did not learn" and record["l2"] == []
-    assert json.loads(json.dumps(record)) == record and record["cell_version"] == C.CELL_VERSION
+    assert record["made_of"] == C.CellStore.made_of(cfg, cell, "cpu")
+    assert record["made_of"]["version"] == C.CELL_VERSION
+    # the same cell of another run in the same folder: refused, both files named
+    store.store(dataclasses.replace(cfg, seed=1), cell, "cpu", point)
+    twice = r"CellStore.records: expected one cell \('noisy', 'cnn', 'fewer', 8\) .* got noisy-"
+    with pytest.raises(ValueError, match=twice):
+        list(store.records())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"CellStore: expected a cell's JSON in .*x.json"):
+        list(C.CellStore(bad).records())
+    (bad / "x.json").write_text('{"family": "natural"}')
+    with pytest.raises(ValueError, match="no family, model, regime and side"):
+        list(C.CellStore(bad).records())
+
+
+def test_training_killed_outright_resumes_from_its_last_periodic_save(monkeypatch, tmp_path):
+    monkeypatch.setattr(M, "CHECKPOINT_EVERY_S", 0.0)  # a save after every step
+    scenes = Scenes("upsampled", (8, 16), seed=1)
+    training = M.Training(steps=10, batch=20)
+    whole = M.train("mlp", scenes, 16, "fewer", training=training, seed=3)
+    cycle = M._cycle
+
+    def killed_at_step_6(*args):
+        for t, batch in enumerate(cycle(*args)):
+            if t == 6:
+                raise KeyboardInterrupt  # as a kill would, between two steps
+            yield batch
+
+    ckpt = tmp_path / "c.pt"
+    monkeypatch.setattr(M, "_cycle", killed_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        M.train("mlp", scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["step"] == 6
+    monkeypatch.setattr(M, "_cycle", cycle)
+    _same_model(M.train("mlp", scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt),
+                whole)  # fmt: skip

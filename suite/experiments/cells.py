@@ -1,12 +1,16 @@
-"""The scaling experiment a cell at a time, kept in a folder: runs that stop lose nothing.
+"""The scaling experiment a cell at a time, kept in a folder, so that a run can stop and resume.
 
 A cell is one (family, model, regime, side) of ``suite.experiments.scaling``: a model trained
 and attacked. ``CellStore`` keeps each finished cell as one JSON file (the experiment's point:
 per-sample norms, medians, accuracy, with its training and attack seconds), written atomically,
-and the training state of a cell stopped halfway (``models.train``'s checkpoint). A cell's file
-name carries a digest of everything its numbers depend on (the settings, its largest side, the
-device type, ``CELL_VERSION``), so a store is only read back by runs that would compute the same
-cell; a cell computed on one GPU model is read back on another (they differ by rounding only).
+and the training state of a cell stopped halfway (``models.train``'s checkpoint: saved when a
+deadline stops it, and every minute, so a process killed outright loses at most a minute of
+training and the attack it was in). A cell's file name carries a digest of everything its
+numbers depend on (``CellStore.made_of``: the settings, its largest side, the device type,
+``CELL_VERSION``), so a store is only read back by runs that would compute the same cell; a cell
+computed on one GPU model is read back on another (they differ by rounding only). A folder holds
+one run's cells: ``export`` and ``fit`` refuse two cells of the same (family, model, regime,
+side) from different runs.
 
 The GPU size is near an hour on an H200, its CNN cells at sides 512 and 1024 minutes each, so
 this is how it runs in pieces::
@@ -19,12 +23,13 @@ this is how it runs in pieces::
 ``run`` takes the device's size (``scaling.config``) restricted to the families, models,
 regimes and sides given, and computes each cell the store lacks; with ``--budget`` it stops
 before a training step or an attack that the budget would not see finished (an attack's
-seconds are predicted from the same model's smaller sides, by pixels). The budget is soft: the
-first side of a model has no prediction, and a new process compiles the search (some 15 s on a
-CPU), so leave room for one attack beyond it. ``export`` writes every
-finished cell as a line of the JSON-lines file that the report's "Scaling on a GPU" page reads
-from ``reports/measurements/``; ``fit`` prints the experiment's slopes and verdicts over them.
-``asv run`` with ``HDBENCH_SCALING_CELLS=DIR`` reads and fills the same store.
+seconds are predicted from the same model's smaller sides, by pixels; one predicted to take
+longer than the whole budget starts all the same, since waiting cannot help it). The budget is
+soft: the first side of a model has no prediction, and a new process compiles the search (some
+15 s on a CPU), so leave room for one attack beyond it. ``export`` writes every finished cell as
+a line of the JSON-lines file that the report's "Scaling on a GPU" page reads from
+``reports/measurements/``; ``fit`` prints the experiment's slopes and verdicts over them.
+``asv run`` with ``HDBENCH_SCALING_CELLS=DIR`` (an absolute path) reads and fills the same store.
 """
 
 from __future__ import annotations
@@ -56,8 +61,12 @@ PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # a point's pe
 STOPPED = 3  # ``run``'s exit status when its budget stopped it
 
 
+Cell = tuple[str, str, str, int]  # (family, model, regime, side)
+
+
 class CellStore:
-    """Finished cells, and the training checkpoints of unfinished ones, in `folder`."""
+    """Finished cells, and the training checkpoints of unfinished ones, in `folder`. A cell is
+    addressed by the run's ``scaling.Config``, the cell and the device."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -65,55 +74,85 @@ class CellStore:
             raise ValueError(f"CellStore: expected a folder, got the file {self.folder}")
 
     @staticmethod
-    def name(cfg: Any, cell: tuple[str, str, str, int], device: str) -> str:
-        """The file stem of `cell` (family, model, regime, side) of the run `cfg` (a
-        ``scaling.Config``) on `device`: the cell, then a digest of what its numbers depend
-        on."""
-        family, model, regime, side = cell
-        made_of = {
+    def made_of(cfg: Any, cell: Cell, device: str) -> dict[str, Any]:
+        """What the numbers of `cell` in the run `cfg` on `device` depend on."""
+        return {
             "version": CELL_VERSION, "cell": list(cell), "largest_side": max(cfg.sides),
             "seed": cfg.seed, "classes": cfg.classes, "contrast": cfg.contrast,
             "test_points": cfg.test_points, "training": dataclasses.asdict(cfg.training),
             "batch_pixels": cfg.batch_pixels, "device": torch.device(device).type,
         }  # fmt: skip
-        digest = hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{family}-{model}-{regime}-{side}-{digest}"
 
-    def checkpoint(self, name: str) -> Path:
-        """Where the cell `name`'s training keeps its state until the cell is stored."""
-        return self.folder / f"{name}.train.pt"
+    @classmethod
+    def name(cls, cfg: Any, cell: Cell, device: str) -> str:
+        """The file stem of `cell`: the cell, then a digest of ``made_of``."""
+        made_of = json.dumps(cls.made_of(cfg, cell, device), sort_keys=True)
+        return "-".join(map(str, cell)) + "-" + hashlib.sha256(made_of.encode()).hexdigest()[:12]
 
-    def load(self, name: str) -> dict[str, Any] | None:
-        """The stored point of the cell `name` (per-sample lists as arrays), or None."""
-        path = self.folder / f"{name}.json"
-        if not path.exists():
-            return None
-        return _as_point(json.loads(path.read_text()))
+    def checkpoint(self, cfg: Any, cell: Cell, device: str) -> Path:
+        """Where the cell's training keeps its state until the cell is stored."""
+        return self.folder / f"{self.name(cfg, cell, device)}.train.pt"
 
-    def store(self, name: str, cell: tuple[str, str, str, int], point: dict[str, Any]) -> None:
-        """Keep `point` (as ``scaling._point`` returns it) as the cell `name` and drop its
-        training checkpoint."""
+    def load(self, cfg: Any, cell: Cell, device: str) -> dict[str, Any] | None:
+        """The stored point of the cell (per-sample lists as arrays), or None."""
+        path = self.folder / f"{self.name(cfg, cell, device)}.json"
+        return _as_point(_read(path)) if path.exists() else None
+
+    def store(self, cfg: Any, cell: Cell, device: str, point: dict[str, Any]) -> None:
+        """Keep `point` (as ``scaling._point`` returns it) as the cell's, with what it depends
+        on, and drop its training checkpoint."""
         family, model, regime, side = cell
+        name = self.name(cfg, cell, device)
         record = {"family": family, "model": model, "regime": regime, "side": side,
-                  "name": name, "cell_version": CELL_VERSION, "torch": torch.__version__,
+                  "name": name, "made_of": self.made_of(cfg, cell, device),
+                  "torch": torch.__version__,
                   "stored": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   **{k: v.tolist() if isinstance(v, np.ndarray) else v
                      for k, v in point.items()}}  # fmt: skip
         for k in PER_SAMPLE:  # a cell not attacked (see "skipped") has none
             record.setdefault(k, [])
         write_atomic(self.folder / f"{name}.json", json.dumps(record))
-        self.checkpoint(name).unlink(missing_ok=True)
+        self.checkpoint(cfg, cell, device).unlink(missing_ok=True)
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every stored cell as written (per-sample lists), by file name."""
-        for path in sorted(self.folder.glob("*.json")):
-            yield json.loads(path.read_text())
+        """Every stored cell as written (per-sample lists), by file name.
 
-    def attack_seconds(self, family: str, model: str, regime: str) -> dict[int, float]:
-        """{side: attack seconds} of the stored cells of one (family, model, regime)."""
-        return {r["side"]: r["attack_s"] for r in self.records()
-                if (r["family"], r["model"], r["regime"]) == (family, model, regime)
-                and "attack_s" in r}  # fmt: skip
+        Raises:
+            ValueError: two cells with the same (family, model, regime, side), i.e. of two
+                runs that differ in what the cells depend on (``made_of``), naming both files.
+        """
+        seen: dict[tuple, Path] = {}
+        for path in sorted(self.folder.glob("*.json")):
+            rec = _read(path)
+            cell = tuple(rec[k] for k in ("family", "model", "regime", "side"))
+            if cell in seen:
+                raise ValueError(f"CellStore.records: expected one cell {cell} in {self.folder}, "
+                                 f"got {seen[cell].name} and {path.name}, of two runs that "
+                                 f"differ (see their made_of): keep a folder per run")  # fmt: skip
+            seen[cell] = path
+            yield rec
+
+    def attack_seconds(self, cfg: Any, cell: Cell, device: str) -> dict[int, float]:
+        """{side: attack seconds} of the stored cells of the same run, family, model and regime
+        at the sides of `cfg` below the cell's, those attacked only (a cell that did not learn
+        was not attacked)."""
+        family, model, regime, side = cell
+        out = {}
+        for s in (s for s in cfg.sides if s < side):
+            p = self.load(cfg, (family, model, regime, s), device)
+            if p is not None and "skipped" not in p and "attack_s" in p:
+                out[s] = p["attack_s"]
+        return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        rec = json.loads(path.read_text())
+        if not all(k in rec for k in ("family", "model", "regime", "side")):
+            raise ValueError("no family, model, regime and side")
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"CellStore: expected a cell's JSON in {path}, got {exc}") from exc
+    return rec
 
 
 def _as_point(record: dict[str, Any]) -> dict[str, Any]:
@@ -131,9 +170,15 @@ def predicted_attack_s(seconds: dict[int, float], side: int) -> float:
 
 
 def store_from_env() -> CellStore | None:
-    """The store named by ``HDBENCH_SCALING_CELLS``, or None where it is unset."""
+    """The store named by ``HDBENCH_SCALING_CELLS`` (an absolute path: asv runs a benchmark's
+    setup in a temporary folder), or None where it is unset."""
     folder = os.environ.get(CELLS_ENV)
-    return CellStore(folder) if folder else None
+    if not folder:
+        return None
+    if not Path(folder).is_absolute():
+        raise ValueError(f"{CELLS_ENV}: expected an absolute path (asv runs benchmarks in a "
+                         f"temporary folder), got {folder!r}")  # fmt: skip
+    return CellStore(folder)
 
 
 def _selected(args: argparse.Namespace, device: str):

@@ -52,6 +52,9 @@ MATERIALISE_BYTES = 256 << 20
 # in slices (training accumulates their gradients), so memory stays bounded at any side; 2^25
 # pixels hold about 8 GB of the CNN's activations (32 images at side 1024)
 BATCH_PIXELS = 1 << 25
+# a training run with a checkpoint file also saves its state this often, so that a process
+# killed outright (out of time, out of memory) loses at most this much of its training
+CHECKPOINT_EVERY_S = 60.0
 # Training and test samples come from disjoint index ranges of the same seeded scenes.
 TEST_OFFSET = 1 << 24
 
@@ -258,10 +261,12 @@ def train(
     more than `batch_pixels` pixels runs in slices whose gradients add up to the minibatch's.
 
     With a `checkpoint` file, training starts from the state saved there (if the file exists)
-    and saves its state there when it ends, and, should `deadline` (a ``time.monotonic()``
-    value) pass before a step, before that step, then raises ``DeadlineReached``: a run stopped
-    and resumed trains the same model, bit for bit, as one that was not stopped. The caller
-    deletes the file once it has kept what it needs.
+    and saves its state there every ``CHECKPOINT_EVERY_S`` seconds and when it ends, and,
+    should `deadline` (a ``time.monotonic()`` value) pass before a step, before that step, then
+    raises ``DeadlineReached``. Minibatch t depends on t alone, so a run stopped and resumed
+    trains the same model as one that was not stopped: bit for bit on a CPU, and on a GPU up to
+    the nondeterminism of its kernels, which an unbroken run has too. The caller deletes the
+    file once it has kept what it needs.
 
     Returns:
         ``Trained(model (eval mode, on device), train_samples, train_accuracy, final_loss,
@@ -294,6 +299,7 @@ def train(
         torch.save(kept, buf)
         write_atomic(Path(checkpoint), buf.getvalue())
 
+    saved = time.perf_counter()
     steps = range(state["step"], training.steps)
     for t, (x, y) in enumerate(_cycle(scenes, side, n, training.batch, steps, device), steps.start):
         if deadline is not None and time.monotonic() > deadline:
@@ -316,6 +322,9 @@ def train(
         if t >= training.steps - 8:
             state["correct"] += int((logits.argmax(dim=1) == y).sum())
             state["seen"] += y.numel()
+        if checkpoint is not None and time.perf_counter() - saved > CHECKPOINT_EVERY_S:
+            save()
+            saved = time.perf_counter()
     if checkpoint is not None and steps:
         save()
     model.eval()

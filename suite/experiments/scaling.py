@@ -245,10 +245,11 @@ def run_cells(
     """Train and attack every (family, model, regime, side) cell of `cfg` on `device`.
 
     With a `store`, cells it holds are read back, not run again, and each cell is stored as it
-    finishes; with a `deadline` too (a ``time.monotonic()`` value), training stops before a
-    step past it (its state kept in the store), and a cell whose attack the store's smaller
-    sides predict to end past it is not started: both raise ``models.DeadlineReached``, and the
-    same call later resumes.
+    finishes. With a `deadline` too (a ``time.monotonic()`` value), training stops before a
+    step past it (its state kept in the store), and an attack that the same model's stored
+    smaller sides predict to end past it is not started (unless it would not fit in the whole
+    time this call was given either: then waiting cannot help, and it starts): both raise
+    ``models.DeadlineReached``, and the same call later resumes.
 
     Returns:
         ``{(family, model, regime, side): point}``, a point as ``_point`` returns it plus its
@@ -256,7 +257,9 @@ def run_cells(
         it came from the store, ``read_back``; or ``{"skipped": why}`` for a cell outside the
         size.
     """
-    t0 = time.perf_counter()
+    if deadline is not None and store is None:
+        raise ValueError("run_cells: expected a store with a deadline, got none")
+    t0, given = time.perf_counter(), None if deadline is None else deadline - time.monotonic()
     say = log or (lambda _msg: None)
     points: dict[tuple, dict[str, Any]] = {}
     for family in cfg.families:
@@ -272,14 +275,13 @@ def run_cells(
                         points[key] = {"skipped": f"the 'more' regime runs to side "
                                        f"{cfg.more_max_side} in the {cfg.name} size"}  # fmt: skip
                         continue
-                    name = CellStore.name(cfg, key, device) if store is not None else ""
-                    p = store.load(name) if store is not None else None
+                    p = store.load(cfg, key, device) if store is not None else None
                     if p is not None:
                         p["read_back"] = True
                     else:
                         test = test or M.test_set(scenes, cfg.test_points, device)
-                        p = _cell(cfg, scenes, key, test[side], device, backend, store, name,
-                                  deadline)  # fmt: skip
+                        p = _cell(cfg, scenes, key, test[side], device, backend, store,
+                                  deadline, given, say)  # fmt: skip
                     points[key] = p
                     say(f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
                         f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
@@ -289,21 +291,24 @@ def run_cells(
 
 def _cell(
     cfg: Config, scenes: Scenes, cell: tuple, test: tuple[torch.Tensor, torch.Tensor],
-    device: str, backend: str | None, store: CellStore | None, name: str,
-    deadline: float | None,
+    device: str, backend: str | None, store: CellStore | None, deadline: float | None,
+    given: float | None, say: Callable[[str], None],
 ) -> dict[str, Any]:  # fmt: skip
-    """One cell of ``run_cells``: train, attack the `test` points (x, y), store."""
+    """One cell of ``run_cells``: train, attack the `test` points (x, y), store. `given`: the
+    seconds from the call's start to `deadline`."""
     family, model_name, regime, side = cell
     trained = M.train(model_name, scenes, side, regime, training=cfg.training,
                       seed=cfg.seed + side, device=device, batch_pixels=cfg.batch_pixels,
-                      checkpoint=store.checkpoint(name) if store is not None else None,
+                      checkpoint=store.checkpoint(cfg, cell, device) if store else None,
                       deadline=deadline)  # fmt: skip
     if deadline is not None and store is not None:
-        ahead = predicted_attack_s(store.attack_seconds(family, model_name, regime), side)
-        if time.monotonic() + ahead > deadline:
-            raise M.DeadlineReached(f"run_cells: the attack of {family}/{model_name}/{regime} "
-                                    f"at side {side} (about {ahead:.0f} s) would end past the "
-                                    f"deadline; its trained model is kept")  # fmt: skip
+        ahead = predicted_attack_s(store.attack_seconds(cfg, cell, device), side)
+        what = f"the attack of {family}/{model_name}/{regime} at side {side} (about {ahead:.0f} s)"
+        if ahead > given:
+            say(f"scaling: {what} is longer than the {given:.0f} s given; starting it all the same")
+        elif time.monotonic() + ahead > deadline:
+            raise M.DeadlineReached(f"run_cells: {what} would end past the deadline; its "
+                                    f"trained model is kept")  # fmt: skip
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     a0 = time.perf_counter()
@@ -314,7 +319,7 @@ def _cell(
     if device == "cuda":
         p["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if store is not None:
-        store.store(name, cell, p)
+        store.store(cfg, cell, device, p)
     return p
 
 
