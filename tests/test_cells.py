@@ -194,6 +194,9 @@ def test_the_command_line_runs_exports_and_fits(torch_backend, tmp_path, capsys,
         C.main(["run", folder, "--models", "resnet"])
     with pytest.raises(ValueError, match="cells: expected sides of"):
         C.main(["run", folder, "--min-side", "64"])
+    for command in (["fit"], ["export", str(tmp_path / "out.jsonl")]):
+        with pytest.raises(ValueError, match=f"cells {command[0]}: expected a folder of cells"):
+            C.main([command[0], str(tmp_path / "empty"), *command[1:]])
 
 
 def test_asv_reads_the_store_named_by_the_environment(monkeypatch, tmp_path):

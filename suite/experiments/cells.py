@@ -240,8 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopped: {exc}; the same command resumes", flush=True)
             return STOPPED
         return 0
+    records = list(store.records())
+    if not records:
+        raise ValueError(f"cells {args.command}: expected a folder of cells, got none in "
+                         f"{store.folder}")  # fmt: skip
     if args.command == "export":
-        lines = "".join(json.dumps(r) + "\n" for r in store.records())
+        lines = "".join(json.dumps(r) + "\n" for r in records)
         out = Path(args.out)
         write_atomic(out, gzip.compress(lines.encode()) if out.suffix == ".gz" else lines)
         return 0
@@ -249,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from reports.science import verdict_text
 
     cells: dict = {}
-    for rec in store.records():
+    for rec in records:
         key = (args.folder, rec["family"], rec["model"], rec["regime"])
         cells.setdefault(key, {})[int(rec["side"])] = _as_point(rec)
     for r in gpu_scaling.fits(cells).itertuples():
