@@ -269,9 +269,11 @@ def _search_boundary(
     tail, where the stage is a few dozen small operations). Returns (hi, margin - lift)."""
     lift = torch.minimum(tol / 4 * f0.abs(), f1 / 2)
     f0, f1 = f0 - lift, f1 - lift
-    bracket = (_bracket_along_compiled if fast else _bracket_along)(tail, z0, z1, y, lift, f0, f1,
-                                                                    tol, window)  # fmt: skip
-    return _illinois(_along(tail, z0, z1, y, lift), *bracket, tol=tol, rows=rows)
+    margin_at = _along(tail, z0, z1, y, lift)
+    if not fast:
+        return _boundary(margin_at, f0, f1, tol=tol, window=window, rows=rows)
+    bracket = _bracket_along_compiled(tail, z0, z1, y, lift, f0, f1, tol, window)
+    return _illinois(margin_at, *bracket, tol=tol, rows=rows)
 
 
 def _boundary(
@@ -332,7 +334,8 @@ def _bracket_along(
     tail: nn.Module, z0: torch.Tensor, z1: torch.Tensor, y: torch.Tensor, lift: torch.Tensor,
     f0: torch.Tensor, f1: torch.Tensor, tol: float, window: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``_bracket`` of ``_along(tail, z0, z1, y, lift)``."""
+    """``_bracket`` of ``_along(tail, z0, z1, y, lift)``: a function of tensors and the tail,
+    which ``torch.compile`` can take whole."""
     return _bracket(_along(tail, z0, z1, y, lift), f0, f1, tol=tol, window=window)
 
 
