@@ -15,10 +15,10 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from reports import scaling as page
@@ -27,7 +27,6 @@ from reports.science import interval, verdict_text
 
 MEASUREMENTS = ROOT / "reports" / "measurements"
 KEYS = ("family", "model", "regime", "side")  # what names a cell
-PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # the experiment's arrays
 # (folder, family, model, regime) -> {side: point}
 Cells = dict[tuple[str, str, str, str], dict[int, dict[str, Any]]]
 
@@ -42,33 +41,45 @@ def files(folder: Path | None = None) -> list[Path]:
 
 
 def load(paths: list[Path]) -> Cells:
-    """The cells in `paths`, per-sample lists as arrays; a cell that appears twice in a folder
-    keeps its last line.
+    """The cells in `paths` (``grouped``).
 
     Raises:
         ValueError: a line that is not a cell (not JSON, or without the keys that name a cell
             and the per-sample norms the fit reads), naming its file and line.
     """
+    from suite.experiments.cells import PER_SAMPLE
+
+    def records() -> Iterator[tuple[str, dict[str, Any]]]:
+        for path in paths:
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as f:
+                for i, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"gpu_scaling.load: expected a JSON cell, got {exc} at "
+                                         f"{path}:{i}") from exc  # fmt: skip
+                    missing = [k for k in (*KEYS, *PER_SAMPLE) if not isinstance(rec, dict)
+                               or k not in rec]  # fmt: skip
+                    if missing:
+                        raise ValueError(f"gpu_scaling.load: expected a cell with {missing} at "
+                                         f"{path}:{i}")  # fmt: skip
+                    yield path.parent.name, rec
+
+    return grouped(records())
+
+
+def grouped(records: Iterable[tuple[str, dict[str, Any]]]) -> Cells:
+    """The cells of (folder, record) pairs, a record as ``suite.experiments.cells`` writes it,
+    per-sample lists as arrays (``cells.as_point``); a cell given twice in a folder keeps the
+    last."""
+    from suite.experiments.cells import as_point
+
     cells: Cells = defaultdict(dict)
-    for path in paths:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"gpu_scaling.load: expected a JSON cell, got {exc} at "
-                                     f"{path}:{i}") from exc  # fmt: skip
-                missing = [k for k in (*KEYS, *PER_SAMPLE) if not isinstance(rec, dict) or k
-                           not in rec]  # fmt: skip
-                if missing:
-                    raise ValueError(f"gpu_scaling.load: expected a cell with {missing} at "
-                                     f"{path}:{i}")  # fmt: skip
-                point = {k: np.asarray(v, dtype=float) if k in PER_SAMPLE else v
-                         for k, v in rec.items()}  # fmt: skip
-                key = (path.parent.name, rec["family"], rec["model"], rec["regime"])
-                cells[key][int(rec["side"])] = point
+    for folder, rec in records:
+        key = (folder, rec["family"], rec["model"], rec["regime"])
+        cells[key][int(rec["side"])] = as_point(rec)
     return dict(cells)
 
 

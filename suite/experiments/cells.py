@@ -96,7 +96,7 @@ class CellStore:
     def load(self, cfg: Any, cell: Cell, device: str) -> dict[str, Any] | None:
         """The stored point of the cell (per-sample lists as arrays), or None."""
         path = self.folder / f"{self.name(cfg, cell, device)}.json"
-        return _as_point(_read(path)) if path.exists() else None
+        return as_point(_read(path)) if path.exists() else None
 
     def store(self, cfg: Any, cell: Cell, device: str, point: dict[str, Any]) -> None:
         """Keep `point` (as ``scaling._point`` returns it) as the cell's, with what it depends
@@ -155,7 +155,8 @@ def _read(path: Path) -> dict[str, Any]:
     return rec
 
 
-def _as_point(record: dict[str, Any]) -> dict[str, Any]:
+def as_point(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored cell's record as the experiment's point: per-sample lists as arrays."""
     return {k: np.asarray(v, dtype=float) if k in PER_SAMPLE else v for k, v in record.items()}
 
 
@@ -252,10 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from reports import gpu_scaling  # the page's own fit, as the report makes it
     from reports.science import verdict_text
 
-    cells: dict = {}
-    for rec in records:
-        key = (args.folder, rec["family"], rec["model"], rec["regime"])
-        cells.setdefault(key, {})[int(rec["side"])] = _as_point(rec)
+    cells = gpu_scaling.grouped((args.folder, rec) for rec in records)
     for r in gpu_scaling.fits(cells).itertuples():
         print(
             f"{r.family}/{r.model}/{r.regime} sides {r.sides} {r.reading:10s} "
