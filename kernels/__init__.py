@@ -1,8 +1,9 @@
 """hdbench compute layer: fused Triton kernels with pure-torch twins (see ``kernels.reference``)."""
 
-from kernels.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
-from kernels.hvp import input_hvp, mlp_hvp
-from kernels.pyramid import (
+from hdbench.kernels._backend import CompileFallbackWarning, compiled, eager
+from hdbench.kernels.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
+from hdbench.kernels.hvp import input_hvp, mlp_hvp
+from hdbench.kernels.pyramid import (
     gaussian_pyramid,
     laplacian_pyramid,
     level_energy,
@@ -15,6 +16,9 @@ from kernels.pyramid import (
 )
 
 __all__ = [
+    "CompileFallbackWarning",
+    "compiled",
+    "eager",
     "Norms",
     "fgsm",
     "gaussian_pyramid",

@@ -11,7 +11,8 @@ An automatic choice falls back quietly; an explicit request (1 or 2) that cannot
 
 The torch backend runs the eager reference through ``torch.compile`` where it compiles (set
 ``HDBENCH_TORCH_COMPILE=0`` to force eager, or ``eager()`` for a block); a function that fails to
-compile falls back to eager once, with a warning, and stays eager.
+compile falls back to eager once, with a ``CompileFallbackWarning``, and stays eager.
+``compiled``, ``eager`` and ``CompileFallbackWarning`` are public as ``hdbench.kernels.*``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from typing import Any
 import torch
 
 BACKENDS = ("triton", "torch")
+
+
+class CompileFallbackWarning(RuntimeWarning):
+    """A ``compiled`` function failed to compile and runs eager from now on: its timings are
+    eager PyTorch's, not ``torch.compile``'s."""
 
 
 @functools.cache
@@ -110,7 +116,7 @@ def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
             warnings.warn(
                 f"{fn.__qualname__}: torch.compile failed ({type(exc).__name__}: "
                 f"{exc}); using eager PyTorch",
-                RuntimeWarning,
+                CompileFallbackWarning,
                 stacklevel=2,
             )
             state["fn"] = fn

@@ -1,8 +1,9 @@
 """Fused gradient-sign attack steps: FGSM, projected gradient steps (L-inf, L2), perturbation norms.
 
-Every op views its inputs as rows ``(B, D)``, D = elements per sample, and launches a 1-D grid of
-``B * C`` programs, C = ceil(D / BLOCK) chunks per row, so that a batch of one large image fills the
-GPU as well as many small ones. Per-sample reductions (norms) are written as per-chunk partials
+Every op views its inputs as rows ``(B, D)``, D = elements per sample. The elementwise ops launch
+a 1-D grid of ``B * C`` programs, C = ceil(D / BLOCK) chunks per row, so that a batch of one large
+image fills the GPU as well as many small ones; ``linear_fgsm`` launches a 2-D grid (chunks of D,
+blocks of rows). Per-sample reductions (norms) are written as per-chunk partials
 ``(3, B, C)`` and finished with a tiny torch reduction: deterministic, no atomics.
 
 Bytes moved per element (fp32; half that for fp16/bf16 data):
@@ -27,10 +28,10 @@ import math
 
 import torch
 
-from kernels import _checks
-from kernels._backend import compiled, resolve
-from kernels.reference import attack as ref
-from kernels.reference.attack import Norms
+from hdbench.kernels import _checks
+from hdbench.kernels._backend import compiled, resolve
+from hdbench.kernels.reference import attack as ref
+from hdbench.kernels.reference.attack import Norms
 
 try:
     import triton
@@ -67,12 +68,25 @@ if triton is not None:
 
     @triton.jit
     def _step_kernel(
-        out_ptr, parts_ptr,
-        x_ptr, x0_ptr, g_ptr, a_ptr, b_ptr, active_ptr,
-        D, C, lo, hi,
-        NORM: tl.constexpr, PROJECT: tl.constexpr, CLAMP: tl.constexpr,
-        HAS_ACTIVE: tl.constexpr, RETURN_NORMS: tl.constexpr, BLOCK: tl.constexpr,
-    ):  # fmt: skip
+        out_ptr,
+        parts_ptr,
+        x_ptr,
+        x0_ptr,
+        g_ptr,
+        a_ptr,
+        b_ptr,
+        active_ptr,
+        D,
+        C,
+        lo,
+        hi,
+        NORM: tl.constexpr,
+        PROJECT: tl.constexpr,
+        CLAMP: tl.constexpr,
+        HAS_ACTIVE: tl.constexpr,
+        RETURN_NORMS: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         """out = clamp(x0 + P(x - x0 + a * dir(g))); LINF: dir = sign, P = clip to [-b, b];
         L2: dir = identity (a = step / ||g||), P = scale by b. Without PROJECT, x0 = x."""
         pid = tl.program_id(0).to(tl.int64)
@@ -158,9 +172,17 @@ if triton is not None:
 
     @triton.jit
     def _linear_logits_kernel(
-        parts_ptr, x_ptr, w_ptr, B, D, K, C,
-        ROWS: tl.constexpr, BLOCK: tl.constexpr, K_PAD: tl.constexpr,
-    ):  # fmt: skip
+        parts_ptr,
+        x_ptr,
+        w_ptr,
+        B,
+        D,
+        K,
+        C,
+        ROWS: tl.constexpr,
+        BLOCK: tl.constexpr,
+        K_PAD: tl.constexpr,
+    ):
         """parts[b, c, k] = sum_{d in chunk c} x[b, d] W[k, d] for ROWS samples b; W read once."""
         c = tl.program_id(0).to(tl.int64)
         row0 = tl.program_id(1).to(tl.int64) * ROWS
@@ -174,9 +196,21 @@ if triton is not None:
 
     @triton.jit
     def _linear_step_kernel(
-        out_ptr, x_ptr, w_ptr, coef_ptr, eps_ptr, B, D, K, lo, hi,
-        CLAMP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, K_PAD: tl.constexpr,
-    ):  # fmt: skip
+        out_ptr,
+        x_ptr,
+        w_ptr,
+        coef_ptr,
+        eps_ptr,
+        B,
+        D,
+        K,
+        lo,
+        hi,
+        CLAMP: tl.constexpr,
+        ROWS: tl.constexpr,
+        BLOCK: tl.constexpr,
+        K_PAD: tl.constexpr,
+    ):
         """out[b] = clamp(x[b] + eps[b] * sign(coef[b] @ W)) for ROWS samples b; W read once."""
         c = tl.program_id(0).to(tl.int64)
         row0 = tl.program_id(1).to(tl.int64) * ROWS
@@ -257,6 +291,14 @@ def fgsm(
 
     Raises:
         TypeError, ValueError: on invalid inputs, naming the op, the expectation and the value.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x, g = torch.full((2, 3, 4, 4), 0.5), torch.randn(2, 3, 4, 4)
+        >>> x_adv = kernels.fgsm(x, g, 0.1)
+        >>> bool(((x_adv - x).abs() - 0.1).abs().max() < 1e-6)
+        True
     """
     op = "fgsm"
     _check_data(op, x, grad=grad)
@@ -271,10 +313,26 @@ def fgsm(
     chunks = triton.cdiv(d, block)
     lo, hi = bounds or (0.0, 0.0)
     _step_kernel[(batch * chunks,)](
-        out, out, xr, xr, gr, eps_t, eps_t, eps_t, d, chunks, lo, hi,
-        NORM=LINF, PROJECT=False, CLAMP=bounds is not None, HAS_ACTIVE=False,
-        RETURN_NORMS=False, BLOCK=block, num_warps=_warps(block),
-    )  # fmt: skip
+        out,
+        out,
+        xr,
+        xr,
+        gr,
+        eps_t,
+        eps_t,
+        eps_t,
+        d,
+        chunks,
+        lo,
+        hi,
+        NORM=LINF,
+        PROJECT=False,
+        CLAMP=bounds is not None,
+        HAS_ACTIVE=False,
+        RETURN_NORMS=False,
+        BLOCK=block,
+        num_warps=_warps(block),
+    )
     return out.view(x.shape)
 
 
@@ -320,6 +378,15 @@ def pgd_step(
 
     Raises:
         TypeError, ValueError: on invalid inputs, naming the op, the expectation and the value.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x0 = torch.rand(2, 3, 5, 5)
+        >>> x, norms = kernels.pgd_step(x0, x0, torch.randn(2, 3, 5, 5), step=0.1, eps=0.05,
+        ...                             return_norms=True)
+        >>> bool((norms.linf <= 0.05 + 1e-6).all()), bool(((x >= 0) & (x <= 1)).all())
+        (True, True)
     """
     op = "pgd_step"
     _check_data(op, x, x0=x0, grad=grad)
@@ -361,10 +428,26 @@ def pgd_step(
     act = active.view(torch.uint8) if active is not None else out
     lo, hi = bounds or (0.0, 0.0)
     _step_kernel[grid](
-        out, parts, xr, x0r, gr, a, b, act, d, chunks, lo, hi,
-        NORM=mode, PROJECT=True, CLAMP=bounds is not None, HAS_ACTIVE=active is not None,
-        RETURN_NORMS=return_norms, BLOCK=block, num_warps=_warps(block),
-    )  # fmt: skip
+        out,
+        parts,
+        xr,
+        x0r,
+        gr,
+        a,
+        b,
+        act,
+        d,
+        chunks,
+        lo,
+        hi,
+        NORM=mode,
+        PROJECT=True,
+        CLAMP=bounds is not None,
+        HAS_ACTIVE=active is not None,
+        RETURN_NORMS=return_norms,
+        BLOCK=block,
+        num_warps=_warps(block),
+    )
     out = out.view(x.shape)
     return (out, _finish_norms(parts, batch, d)) if return_norms else out
 
@@ -383,6 +466,15 @@ def perturbation_norms(x: torch.Tensor, x0: torch.Tensor, *, backend: str | None
 
     Raises:
         TypeError, ValueError: on invalid inputs, naming the op, the expectation and the value.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x0 = torch.zeros(1, 1, 2, 2)
+        >>> x = x0 + torch.tensor([3.0, 4.0, 0.0, 0.0]).view(1, 1, 2, 2)
+        >>> n = kernels.perturbation_norms(x, x0)
+        >>> [round(float(v), 4) for v in (n.l2[0], n.l2_area[0], n.linf[0], n.l1[0])]
+        [5.0, 2.5, 4.0, 7.0]
     """
     op = "perturbation_norms"
     _check_data(op, x, x0=x0)
@@ -434,6 +526,15 @@ def linear_fgsm(
 
     Raises:
         TypeError, ValueError: on invalid inputs, naming the op, the expectation and the value.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x, w = torch.full((2, 6), 0.5), torch.randn(3, 6)
+        >>> x_adv, logits = kernels.linear_fgsm(x, w, None, torch.tensor([0, 2]), 0.1,
+        ...                                     return_logits=True)
+        >>> tuple(x_adv.shape), tuple(logits.shape)
+        ((2, 6), (2, 3))
     """
     op = "linear_fgsm"
     _checks.tensor(op, "x", x)

@@ -37,10 +37,10 @@ from collections.abc import Sequence
 
 import torch
 
-from kernels import _checks
-from kernels._backend import compiled, resolve
-from kernels.reference import hvp as ref
-from kernels.reference.hvp import ACTIVATIONS, LOSSES, Params
+from hdbench.kernels import _checks
+from hdbench.kernels._backend import compiled, resolve
+from hdbench.kernels.reference import hvp as ref
+from hdbench.kernels.reference.hvp import ACTIVATIONS, LOSSES, Params
 
 try:
     import triton
@@ -56,16 +56,48 @@ if triton is not None:
 
     @triton.jit
     def _dual_gemm_kernel(
-        out_ptr, pre_ptr,
-        a1_ptr, b1_ptr, a2_ptr, b2_ptr, bias_ptr, e1_ptr, e2_ptr, e3_ptr,
-        M, N, K,
-        s_a1b, s_a1m, s_a1k, s_b1b, s_b1k, s_b1n,
-        s_a2b, s_a2m, s_a2k, s_b2b, s_b2k, s_b2n,
-        s_biasb, s_e1b, s_e2b, s_e3b, s_ob, s_om, s_pb,
-        SECOND: tl.constexpr, BIAS: tl.constexpr, PRE: tl.constexpr, E1: tl.constexpr,
-        E23: tl.constexpr, PRECISION: tl.constexpr,
-        BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-    ):  # fmt: skip
+        out_ptr,
+        pre_ptr,
+        a1_ptr,
+        b1_ptr,
+        a2_ptr,
+        b2_ptr,
+        bias_ptr,
+        e1_ptr,
+        e2_ptr,
+        e3_ptr,
+        M,
+        N,
+        K,
+        s_a1b,
+        s_a1m,
+        s_a1k,
+        s_b1b,
+        s_b1k,
+        s_b1n,
+        s_a2b,
+        s_a2m,
+        s_a2k,
+        s_b2b,
+        s_b2k,
+        s_b2n,
+        s_biasb,
+        s_e1b,
+        s_e2b,
+        s_e3b,
+        s_ob,
+        s_om,
+        s_pb,
+        SECOND: tl.constexpr,
+        BIAS: tl.constexpr,
+        PRE: tl.constexpr,
+        E1: tl.constexpr,
+        E23: tl.constexpr,
+        PRECISION: tl.constexpr,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BK: tl.constexpr,
+    ):
         """out[b] = epi(A1[b] @ B1[b] (+ A2[b] @ B2[b]) (+ bias[b])), epi(c) = c (* E1[b])
         (+ E2[b] * E3[b]); PRE also stores c before the epilogue. E tensors are (M, N)
         row-major per batch (batch stride 0 when shared); out has row stride s_om, unit columns.
@@ -176,19 +208,49 @@ def dual_gemm(
     dummy = out
     grid = (triton.cdiv(m, BLOCK_M), triton.cdiv(n, BLOCK_N), batch)
     _dual_gemm_kernel[grid](
-        out, pre_t if pre else dummy,
-        a1, b1, a2, b2,
-        bias if bias is not None else dummy, e1 if e1 is not None else dummy,
-        e2 if e2 is not None else dummy, e3 if e3 is not None else dummy,
-        m, n, k,
-        s_a1b, s_a1m, s_a1k, s_b1b, s_b1k, s_b1n,
-        s_a2b, s_a2m, s_a2k, s_b2b, s_b2k, s_b2n,
+        out,
+        pre_t if pre else dummy,
+        a1,
+        b1,
+        a2,
+        b2,
+        bias if bias is not None else dummy,
+        e1 if e1 is not None else dummy,
+        e2 if e2 is not None else dummy,
+        e3 if e3 is not None else dummy,
+        m,
+        n,
+        k,
+        s_a1b,
+        s_a1m,
+        s_a1k,
+        s_b1b,
+        s_b1k,
+        s_b1n,
+        s_a2b,
+        s_a2m,
+        s_a2k,
+        s_b2b,
+        s_b2k,
+        s_b2n,
         bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
-        s_e1b, s_e2b, s_e3b, out.stride(0), out.stride(1), m * n,
-        SECOND=second, BIAS=bias is not None, PRE=pre, E1=e1 is not None,
-        E23=e2 is not None, PRECISION=precision,
-        BM=BLOCK_M, BN=BLOCK_N, BK=BLOCK_K, num_warps=4,
-    )  # fmt: skip
+        s_e1b,
+        s_e2b,
+        s_e3b,
+        out.stride(0),
+        out.stride(1),
+        m * n,
+        SECOND=second,
+        BIAS=bias is not None,
+        PRE=pre,
+        E1=e1 is not None,
+        E23=e2 is not None,
+        PRECISION=precision,
+        BM=BLOCK_M,
+        BN=BLOCK_N,
+        BK=BLOCK_K,
+        num_warps=4,
+    )
     return out, pre_t
 
 
@@ -203,17 +265,26 @@ def _mlp_hvp_triton(params, x, y, v, activation, loss, gauss_newton, precision):
     for (w, _), (vw, vb), (a, _z, d1, _d2) in zip(params, vs, cache, strict=True):
         second = {} if prev is None else {"a2": prev, "b2": w.T}
         if d1 is None:  # the logits: no activation
-            rz, _ = dual_gemm(a, vw.transpose(1, 2), **second, batch=k, bias=vb,
-                              precision=precision)  # fmt: skip
+            rz, _ = dual_gemm(
+                a, vw.transpose(1, 2), **second, batch=k, bias=vb, precision=precision
+            )
             r_z.append(rz)
             r_a.append(None)
         else:
-            ra, rz = dual_gemm(a, vw.transpose(1, 2), **second, batch=k, bias=vb, e1=d1,
-                               pre=True, precision=precision)  # fmt: skip
+            ra, rz = dual_gemm(
+                a,
+                vw.transpose(1, 2),
+                **second,
+                batch=k,
+                bias=vb,
+                e1=d1,
+                pre=True,
+                precision=precision,
+            )
             r_z.append(rz)
             r_a.append(ra)
             prev = ra
-    g, r_delta = ref._loss_grad_and_hessian_product(logits, y, r_z[-1], loss)
+    g, r_delta = ref.loss_grad_and_hessian_product(logits, y, r_z[-1], loss)
     delta = g
     p_total = v.shape[1]
     out = torch.empty((k, p_total), dtype=v.dtype, device=v.device)
@@ -229,8 +300,7 @@ def _mlp_hvp_triton(params, x, y, v, activation, loss, gauss_newton, precision):
         second = {}
         if not gauss_newton and i > 0:
             second = {"a2": delta.T, "b2": r_a[i - 1]}
-        dual_gemm(r_delta.transpose(1, 2), a, **second, batch=k, out=w_slice,
-                  precision=precision)  # fmt: skip
+        dual_gemm(r_delta.transpose(1, 2), a, **second, batch=k, out=w_slice, precision=precision)
         out[:, offsets[i] + w.numel() : offsets[i] + w.numel() + b.numel()] = r_delta.sum(dim=1)
         if i == 0:
             break
@@ -239,8 +309,17 @@ def _mlp_hvp_triton(params, x, y, v, activation, loss, gauss_newton, precision):
         if gauss_newton:
             r_delta, _ = dual_gemm(r_delta, w, batch=k, e1=d1, precision=precision)
         else:
-            r_delta, _ = dual_gemm(r_delta, w, delta, vs[i][0], batch=k, e1=d1, e2=back * d2,
-                                   e3=r_z[i - 1], precision=precision)  # fmt: skip
+            r_delta, _ = dual_gemm(
+                r_delta,
+                w,
+                delta,
+                vs[i][0],
+                batch=k,
+                e1=d1,
+                e2=back * d2,
+                e3=r_z[i - 1],
+                precision=precision,
+            )
         delta = back * d1
     return out
 
@@ -266,8 +345,9 @@ def _input_hvp_triton(params, x, y, v, activation, precision):
         if r_delta is None:  # R(delta_L) = 0: only the act'' term
             r_delta = back * d2 * r_z[i - 1]
         else:
-            r_delta = dual_gemm(r_delta, w, batch=1, e1=d1, e2=back * d2, e3=r_z[i - 1],
-                                precision=precision)[0][0]  # fmt: skip
+            r_delta = dual_gemm(
+                r_delta, w, batch=1, e1=d1, e2=back * d2, e3=r_z[i - 1], precision=precision
+            )[0][0]
         delta = back * d1
     if r_delta is None:  # a linear model has no curvature
         return torch.zeros_like(v)
@@ -281,33 +361,51 @@ def _input_hvp_triton(params, x, y, v, activation, precision):
 
 def _check_params(op: str, params: object) -> Params:
     if isinstance(params, torch.Tensor) or not isinstance(params, Sequence) or not params:
-        _checks.fail(op, "params to be a non-empty list of (weight, bias) pairs",
-                     type(params).__name__, TypeError)  # fmt: skip
+        _checks.fail(
+            op,
+            "params to be a non-empty list of (weight, bias) pairs",
+            type(params).__name__,
+            TypeError,
+        )
     first = None
     width = None
     for i, pair in enumerate(params):  # type: ignore[arg-type]
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            _checks.fail(op, f"params[{i}] to be a (weight, bias) pair", repr(type(pair)),
-                         TypeError)  # fmt: skip
+            _checks.fail(
+                op, f"params[{i}] to be a (weight, bias) pair", repr(type(pair)), TypeError
+            )
         w, b = pair
         for name, t in (("weight", w), ("bias", b)):
-            if not isinstance(t, torch.Tensor) or t.dtype not in (torch.float32, torch.bfloat16,
-                                                                  torch.float64):  # fmt: skip
+            if not isinstance(t, torch.Tensor) or t.dtype not in (
+                torch.float32,
+                torch.bfloat16,
+                torch.float64,
+            ):
                 got = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
-                _checks.fail(op, f"params[{i}] {name} of dtype float32, bfloat16 or float64",
-                             got, TypeError)  # fmt: skip
+                _checks.fail(
+                    op, f"params[{i}] {name} of dtype float32, bfloat16 or float64", got, TypeError
+                )
         if w.dim() != 2 or b.shape != (w.shape[0],):
-            _checks.fail(op, f"params[{i}] = (weight (d_out, d_in), bias (d_out,))",
-                         f"{tuple(w.shape)}, {tuple(b.shape)}")  # fmt: skip
+            _checks.fail(
+                op,
+                f"params[{i}] = (weight (d_out, d_in), bias (d_out,))",
+                f"{tuple(w.shape)}, {tuple(b.shape)}",
+            )
         if width is not None and w.shape[1] != width:
-            _checks.fail(op, f"params[{i}] weight with {width} inputs (the layer before's outputs)",
-                         f"shape {tuple(w.shape)}")  # fmt: skip
+            _checks.fail(
+                op,
+                f"params[{i}] weight with {width} inputs (the layer before's outputs)",
+                f"shape {tuple(w.shape)}",
+            )
         width = w.shape[0]
         first = w if first is None else first
         for t in (w, b):
             if t.device != first.device or t.dtype != first.dtype:
-                _checks.fail(op, f"every parameter on {first.device} in {first.dtype}",
-                             f"{t.device} {t.dtype} at params[{i}]")  # fmt: skip
+                _checks.fail(
+                    op,
+                    f"every parameter on {first.device} in {first.dtype}",
+                    f"{t.device} {t.dtype} at params[{i}]",
+                )
     return [(w, b) for w, b in params]  # type: ignore[misc]
 
 
@@ -317,12 +415,14 @@ def _check_inputs(op: str, params: Params, x: object, y: object, loss: str | Non
     if x.dim() != 2 or x.shape[1] != w0.shape[1]:  # type: ignore[union-attr]
         _checks.fail(op, f"x of shape (N, {w0.shape[1]})", f"{tuple(x.shape)}")  # type: ignore
     if x.dtype != w0.dtype or x.device != w0.device:  # type: ignore[union-attr]
-        _checks.fail(op, f"x on {w0.device} in {w0.dtype} like the parameters",
-                     f"{x.device} {x.dtype}")  # type: ignore[union-attr]  # fmt: skip
+        _checks.fail(
+            op, f"x on {w0.device} in {w0.dtype} like the parameters", f"{x.device} {x.dtype}"
+        )  # type: ignore[union-attr]
     n, classes = x.shape[0], params[-1][0].shape[0]  # type: ignore[union-attr]
     if loss == "mse":
-        _checks.same_as(op, "y", y, "the logits", torch.empty((n, classes), dtype=w0.dtype,
-                                                               device=w0.device))  # fmt: skip
+        _checks.same_as(
+            op, "y", y, "the logits", torch.empty((n, classes), dtype=w0.dtype, device=w0.device)
+        )
     else:
         _checks.labels(op, "y", y, n, classes, w0.device)
 
@@ -355,7 +455,17 @@ def mlp_hvp(
 ) -> torch.Tensor:
     """H v for k vectors: (k, P) -> (k, P), H the Hessian of the mean loss over (x (N, d_0), y)
     with respect to all parameters (``gauss_newton``: the Gauss-Newton matrix instead). y: labels
-    (N,) for ``loss="ce"``, targets (N, d_L) for ``"mse"``. A (P,) v gives a (P,) result."""
+    (N,) for ``loss="ce"``, targets (N, d_L) for ``"mse"``. A (P,) v gives a (P,) result.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> params = [(torch.randn(5, 4), torch.randn(5)), (torch.randn(3, 5), torch.randn(3))]
+        >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+        >>> p = sum(w.numel() + b.numel() for w, b in params)
+        >>> tuple(kernels.mlp_hvp(params, x, y, torch.randn(2, p)).shape)  # k = 2 vectors
+        (2, 43)
+    """
     op = "mlp_hvp"
     params = _check_params(op, params)
     activation = _checks.choice(op, "activation", activation, ACTIVATIONS)
@@ -367,12 +477,16 @@ def mlp_hvp(
     single = v.dim() == 1
     vv = v[None] if single else v
     if vv.dim() != 2 or vv.shape[1] != p:
-        _checks.fail(op, f"v of shape (k, P) or (P,) with P = {p} (the flat parameter count)",
-                     f"shape {tuple(v.shape)}")  # fmt: skip
+        _checks.fail(
+            op,
+            f"v of shape (k, P) or (P,) with P = {p} (the flat parameter count)",
+            f"shape {tuple(v.shape)}",
+        )
     w0 = params[0][0]
     if vv.dtype != w0.dtype or vv.device != w0.device:
-        _checks.fail(op, f"v on {w0.device} in {w0.dtype} like the parameters",
-                     f"{vv.device} {vv.dtype}")  # fmt: skip
+        _checks.fail(
+            op, f"v on {w0.device} in {w0.dtype} like the parameters", f"{vv.device} {vv.dtype}"
+        )
     vv = vv.contiguous()
     if _backend_for(op, x, backend) == "torch":
         out = _ref_mlp_hvp(params, x, y, vv, activation, loss, gauss_newton)
@@ -392,7 +506,16 @@ def input_hvp(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Per sample, the Hessian of the logit margin f_y - f_j with respect to the input (j the
-    runner-up class at x, held fixed) times v: x, v (N, d_0), labels y (N,) -> (N, d_0)."""
+    runner-up class at x, held fixed) times v: x, v (N, d_0), labels y (N,) -> (N, d_0).
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> params = [(torch.randn(5, 4), torch.randn(5)), (torch.randn(3, 5), torch.randn(3))]
+        >>> x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+        >>> tuple(kernels.input_hvp(params, x, y, torch.randn(8, 4)).shape)
+        (8, 4)
+    """
     op = "input_hvp"
     params = _check_params(op, params)
     activation = _checks.choice(op, "activation", activation, ACTIVATIONS)
@@ -400,8 +523,7 @@ def input_hvp(
     _check_inputs(op, params, x, y, "ce")
     _checks.same_as(op, "v", v, "x", x)
     if params[-1][0].shape[0] < 2:
-        _checks.fail(op, "a classifier with at least 2 classes",
-                     f"{params[-1][0].shape[0]} output")  # fmt: skip
+        _checks.fail(op, "a classifier with at least 2 classes", f"{params[-1][0].shape[0]} output")
     if _backend_for(op, x, backend) == "torch":
         return _ref_input_hvp(params, x, y, v.contiguous(), activation)
     return _input_hvp_triton(params, x, y, v.contiguous(), activation, precision)

@@ -46,10 +46,10 @@ from typing import NamedTuple
 
 import torch
 
-from kernels import _checks
-from kernels._backend import compiled, resolve
-from kernels.reference import pyramid as ref
-from kernels.reference.pyramid import CONVENTIONS
+from hdbench.kernels import _checks
+from hdbench.kernels._backend import compiled, resolve
+from hdbench.kernels.reference import pyramid as ref
+from hdbench.kernels.reference.pyramid import CONVENTIONS
 
 try:
     import triton
@@ -65,12 +65,28 @@ if triton is not None:
 
     @triton.jit
     def _separable_kernel(
-        out_ptr, parts_ptr, x_ptr, base_ptr,
-        ih_ptr, wh_ptr, iw_ptr, ww_ptr,
-        H, W, Ho, Wo, tiles_w, n_tiles,
-        TH: tl.constexpr, TW: tl.constexpr, BASE: tl.constexpr, STORE: tl.constexpr,
-        ENERGY: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr,
-    ):  # fmt: skip
+        out_ptr,
+        parts_ptr,
+        x_ptr,
+        base_ptr,
+        ih_ptr,
+        wh_ptr,
+        iw_ptr,
+        ww_ptr,
+        H,
+        W,
+        Ho,
+        Wo,
+        tiles_w,
+        n_tiles,
+        TH: tl.constexpr,
+        TW: tl.constexpr,
+        BASE: tl.constexpr,
+        STORE: tl.constexpr,
+        ENERGY: tl.constexpr,
+        BH: tl.constexpr,
+        BW: tl.constexpr,
+    ):
         """One (BH, BW) output tile of one plane: y = sum_{s,t} wh[i,s] ww[j,t] x[ih[i,s], iw[j,t]].
 
         BASE: y = base + y (ADD) or base - y (SUBTRACT). STORE writes y; ENERGY writes sum(y^2).
@@ -243,12 +259,29 @@ def _separable(
     base = base.contiguous() if base is not None else None
     # unused pointers get a valid tensor: the constexpr flags compile their accesses away
     _separable_kernel[(b * c, n_tiles)](
-        out if out is not None else x, parts if parts is not None else x, x,
-        base if base is not None else x, ih, wh, iw, ww,
-        h, w, ho, wo, tiles_w, n_tiles,
-        TH=ih.shape[1], TW=iw.shape[1], BASE=base_mode, STORE=store, ENERGY=energy,
-        BH=bh, BW=bw, num_warps=4,
-    )  # fmt: skip
+        out if out is not None else x,
+        parts if parts is not None else x,
+        x,
+        base if base is not None else x,
+        ih,
+        wh,
+        iw,
+        ww,
+        h,
+        w,
+        ho,
+        wo,
+        tiles_w,
+        n_tiles,
+        TH=ih.shape[1],
+        TW=iw.shape[1],
+        BASE=base_mode,
+        STORE=store,
+        ENERGY=energy,
+        BH=bh,
+        BW=bw,
+        num_warps=4,
+    )
     return out, parts
 
 
@@ -259,7 +292,13 @@ def _separable(
 
 def max_levels(h: int, w: int, convention: str = "opencv") -> int:
     """Most pyramid levels (images, input included) an (h, w) image has: opencv stops once the
-    image is 1 x 1, kornia before a side would reach 0."""
+    image is 1 x 1, kornia before a side would reach 0.
+
+    Examples:
+        >>> from hdbench import kernels
+        >>> kernels.max_levels(5, 5), kernels.max_levels(5, 5, convention="kornia")
+        (4, 3)
+    """
     levels = 1
     while True:
         nh, nw = ref.down_size(h, w, convention)
@@ -269,7 +308,13 @@ def max_levels(h: int, w: int, convention: str = "opencv") -> int:
 
 
 def pyramid_sizes(h: int, w: int, levels: int, convention: str = "opencv") -> list[tuple[int, int]]:
-    """(H, W) of each of the ``levels`` images of the pyramid of an (h, w) image, finest first."""
+    """(H, W) of each of the ``levels`` images of the pyramid of an (h, w) image, finest first.
+
+    Examples:
+        >>> from hdbench import kernels
+        >>> kernels.pyramid_sizes(5, 8, 3)
+        [(5, 8), (3, 4), (2, 2)]
+    """
     return ref.chain(h, w, levels, convention)
 
 
@@ -344,9 +389,15 @@ def _triton_detail(fine: torch.Tensor, coarse: torch.Tensor, convention: str) ->
 
 def _triton_energy(fine: torch.Tensor, coarse: torch.Tensor, convention: str) -> torch.Tensor:
     parts = _separable(
-        coarse, "up", fine.shape[-2:], convention,
-        base=fine, base_mode=SUBTRACT_FROM_BASE, store=False, energy=True,
-    )[1]  # fmt: skip
+        coarse,
+        "up",
+        fine.shape[-2:],
+        convention,
+        base=fine,
+        base_mode=SUBTRACT_FROM_BASE,
+        store=False,
+        energy=True,
+    )[1]
     return parts.view(fine.shape[0], -1).sum(dim=1) / math.prod(fine.shape[1:])
 
 
@@ -401,7 +452,16 @@ def _pyramid_call(op: str, x: object, levels: object, convention: object, backen
 def pyr_down(
     x: torch.Tensor, *, convention: str = "opencv", backend: str | None = None
 ) -> torch.Tensor:
-    """Blur and halve: (B, C, H, W) -> (B, C, H', W'), H' = ceil(H/2) (opencv) or floor (kornia)."""
+    """Blur and halve: (B, C, H, W) -> (B, C, H', W'), H' = ceil(H/2) (opencv) or floor (kornia).
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> tuple(kernels.pyr_down(torch.rand(1, 3, 7, 10)).shape)
+        (1, 3, 4, 5)
+        >>> float(kernels.pyr_down(torch.ones(1, 1, 7, 10)).mean())  # the blur keeps constants
+        1.0
+    """
     op = "pyr_down"
     x = _check_image(op, x)
     convention = _check_convention(op, convention)
@@ -419,7 +479,16 @@ def pyr_up(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Double and blur: (B, C, H, W) -> (B, C, *size), size (2H, 2W) by default; see the module
-    docstring for the other size each convention allows."""
+    docstring for the other size each convention allows.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> tuple(kernels.pyr_up(torch.rand(1, 3, 4, 5)).shape)
+        (1, 3, 8, 10)
+        >>> tuple(kernels.pyr_up(torch.rand(1, 3, 4, 5), size=(7, 9)).shape)
+        (1, 3, 7, 9)
+    """
     op = "pyr_up"
     x = _check_image(op, x)
     convention = _check_convention(op, convention)
@@ -430,7 +499,14 @@ def pyr_up(
 def gaussian_pyramid(
     x: torch.Tensor, levels: int, *, convention: str = "opencv", backend: str | None = None
 ) -> list[torch.Tensor]:
-    """``levels`` images [x, pyr_down(x), ...], finest first; level 0 is x itself."""
+    """``levels`` images [x, pyr_down(x), ...], finest first; level 0 is x itself.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> [tuple(g.shape[-2:]) for g in kernels.gaussian_pyramid(torch.rand(1, 1, 9, 9), 3)]
+        [(9, 9), (5, 5), (3, 3)]
+    """
     op = "gaussian_pyramid"
     x = _check_image(op, x)
     convention = _check_convention(op, convention)
@@ -442,7 +518,16 @@ def laplacian_pyramid(
     x: torch.Tensor, levels: int, *, convention: str = "opencv", backend: str | None = None
 ) -> list[torch.Tensor]:
     """``levels`` images, finest first: L_l = G_l - pyr_up(G_{l+1}, size of G_l) for
-    l < levels - 1, and the coarsest Gaussian level G_{levels-1} last. In x's dtype."""
+    l < levels - 1, and the coarsest Gaussian level G_{levels-1} last. In x's dtype.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x = torch.rand(2, 3, 9, 12)
+        >>> lap = kernels.laplacian_pyramid(x, 3)
+        >>> [tuple(level.shape[-2:]) for level in lap]
+        [(9, 12), (5, 6), (3, 3)]
+    """
     op = "laplacian_pyramid"
     steps, g = _pyramid_call(op, x, levels, convention, backend)
     return [steps.detail(g[i], g[i + 1], convention) for i in range(len(g) - 1)] + [g[-1]]
@@ -452,7 +537,15 @@ def reconstruct(
     laplacian: Sequence[torch.Tensor], *, convention: str = "opencv", backend: str | None = None
 ) -> torch.Tensor:
     """Inverse of ``laplacian_pyramid``: G_l = L_l + pyr_up(G_{l+1}), exact to the rounding of
-    the levels' dtype (float32: a few ulp)."""
+    the levels' dtype (float32: a few ulp).
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x = torch.rand(2, 3, 9, 12)
+        >>> bool((kernels.reconstruct(kernels.laplacian_pyramid(x, 3)) - x).abs().max() < 1e-5)
+        True
+    """
     op = "reconstruct"
     if isinstance(laplacian, torch.Tensor) or not isinstance(laplacian, Sequence) or not laplacian:
         _checks.fail(
@@ -490,7 +583,17 @@ def resample(
     """Move (B, C, H, W) x to ``size`` along the pyramid: upward with zero detail (the image whose
     Laplacian pyramid is x at the coarsest level and zero elsewhere, the exact multiresolution
     model; the Triton backend composes the pyr_up chain into one pass), downward by the Gaussian
-    pyramid. ``size`` must lie on the pyramid chain through x, above or below it."""
+    pyramid. ``size`` must lie on the pyramid chain through x, above or below it.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> x = torch.rand(1, 1, 5, 5)
+        >>> tuple(kernels.resample(x, (9, 9)).shape), tuple(kernels.resample(x, (3, 3)).shape)
+        ((1, 1, 9, 9), (1, 1, 3, 3))
+        >>> float(kernels.resample(torch.ones(1, 1, 5, 5), (9, 9)).mean())  # constants stay
+        1.0
+    """
     op = "resample"
     x = _check_image(op, x)
     convention = _check_convention(op, convention)
@@ -500,9 +603,11 @@ def resample(
     above = pyramid_sizes(*size, max_levels(*size, convention), convention)
     if size not in below and (h, w) not in above:
         _checks.fail(
-            op, f"a size whose pyramid holds {h}x{w}, or one in {h}x{w}'s pyramid {below} "
-            f"({convention} sizes)", size,
-        )  # fmt: skip
+            op,
+            f"a size whose pyramid holds {h}x{w}, or one in {h}x{w}'s pyramid {below} "
+            f"({convention} sizes)",
+            size,
+        )
     backend = resolve(op, x, backend)
     if size == (h, w):
         return x.clone()
@@ -525,6 +630,13 @@ def level_energy(
     shares sum to 1. Laplacian levels are not orthogonal, so this splits the pyramid's energy, not
     exactly ||x||^2. A sample with no energy gets NaN shares. The Laplacian levels are never
     written: the kernel reduces G_l - pyr_up(G_{l+1}) to per-tile sums of squares in its epilogue.
+
+    Examples:
+        >>> import torch
+        >>> from hdbench import kernels
+        >>> shares = kernels.level_energy(torch.randn(2, 1, 16, 16), 3)
+        >>> tuple(shares.shape), bool(((shares.sum(dim=1) - 1).abs() < 1e-5).all())
+        ((2, 3), True)
     """
     op = "level_energy"
     steps, g = _pyramid_call(op, x, levels, convention, backend)

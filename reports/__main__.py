@@ -1,8 +1,8 @@
-"""``python -m reports``: build the self-contained HTML report from asv's results.
+"""``python -m hdbench.reports``: build the self-contained HTML report from asv's results.
 
 Usage::
 
-    python -m reports [--results DIR]... [--out reports/html] [--asv-html reports/asv/html]
+    python -m hdbench.reports [--results DIR]... [--out reports/html] [--asv-html reports/asv/html]
 
 ``--results`` defaults to ``reports/asv/results`` and may be repeated to merge hosts: machines
 come from every directory, ``benchmarks.json`` from the newest, and a run found in two
@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.build import build
-from reports.results import ResultsError, load
+from hdbench.reports.build import build
+from hdbench.reports.results import ResultsError, load
 
 DEFAULT_RESULTS = Path("reports/asv/results")
 
@@ -25,7 +25,7 @@ DEFAULT_RESULTS = Path("reports/asv/results")
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, read the results, write the report; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m reports",
+        prog="python -m hdbench.reports",
         description="Build hdbench's self-contained HTML report from asv results directories.",
     )
     parser.add_argument(

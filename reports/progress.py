@@ -1,10 +1,11 @@
 """Progress lines for the main job, read from ``asv run``'s output.
 
-``asv run ... 2>&1 | python -m reports.progress`` passes asv's lines through unchanged and, after
-each benchmark asv reports finished, prints ``bench: [k/N] <benchmark> <status> (N-k left,
-elapsed)``; N comes from asv's "Running N total benchmarks" line. Where asv announces a timing
-round before it runs (``Running (name--)``), it names the benchmark about to run. (asv writes a
-finished benchmark's line only when it is done: it cannot name the one running in other cases.)
+``asv run ... 2>&1 | python -m hdbench.reports.progress`` passes asv's lines through unchanged
+and, after each benchmark asv reports finished, prints ``bench: [k/N] <benchmark> <status>
+(N-k left, elapsed)``; N comes from asv's "Running N total benchmarks" line. Where asv announces
+a timing round before it runs (``Running (name--)``), it names the benchmark about to run. (asv
+writes a finished benchmark's line only when it is done: it cannot name the one running in
+other cases.)
 """
 
 from __future__ import annotations

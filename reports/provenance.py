@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.results import ResultSet
+from hdbench.reports.results import COLUMNS, ResultSet
 
 SUITE = Path(__file__).resolve().parent.parent / "suite"
 SEED_CALLS = ("manual_seed", "seed_all", "generator", "seed")  # calls that take a seed
-SKIP_COLUMNS = {"machine", "commit", "date", "env", "benchmark", "module", "klass", "method",
-                "kind", "params", "value", "unit", "version", "stale", "status", "latest",
-                "shown", "unit_shown", "column"}  # fmt: skip
+# the table's own columns and those the pages add: not parameters
+SKIP_COLUMNS = {*COLUMNS, "shown", "unit_shown", "column"}
 
 
 def _literal(node: ast.expr) -> object:
@@ -70,8 +69,11 @@ def suite_constants(module: str, suite: Path = SUITE) -> tuple[list[str], list[s
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        texts = [f"seed={ast.get_source_segment(source, k.value)}" for k in node.keywords
-                 if k.arg == "seed"]  # fmt: skip
+        texts = [
+            f"seed={ast.get_source_segment(source, k.value)}"
+            for k in node.keywords
+            if k.arg == "seed"
+        ]
         pos = 1 if name == "generator" else 0  # common.generator(dev, seed)
         if name in SEED_CALLS and len(node.args) > pos:
             texts.append(f"{name}({ast.get_source_segment(source, node.args[pos])})")
@@ -121,8 +123,11 @@ def machine_line(results: ResultSet, machine: str) -> str:
 
     device = get("gpu") if get("gpu") not in ("", "none") else (get("cpu") or "CPU")
     parts = [device]
-    parts += [f"{label} {get(k)}" for k, label in
-              (("cuda", "CUDA"), ("torch", "torch"), ("triton", "triton")) if get(k)]  # fmt: skip
+    parts += [
+        f"{label} {get(k)}"
+        for k, label in (("cuda", "CUDA"), ("torch", "torch"), ("triton", "triton"))
+        if get(k)
+    ]
     return f"{machine}: {', '.join(parts)}"
 
 

@@ -11,7 +11,8 @@ Merging hosts: each GPU host runs ``make bench`` and keeps its results under
 results directory (``benchmarks.json`` from the host with the newest suite), or leave them where
 they are and pass every directory::
 
-    python -m reports --results hostA/reports/asv/results --results hostB/reports/asv/results
+    python -m hdbench.reports --results hostA/reports/asv/results \
+        --results hostB/reports/asv/results
 
 Machines come from all directories and ``benchmarks.json`` from the newest one (by file time). A
 machine found in several directories has its runs pooled; a run present in more than one (same
@@ -45,8 +46,24 @@ from asv.benchmarks import Benchmarks
 from asv.machine import Machine
 from asv.results import Results, iter_results_paths
 
-COLUMNS = ["machine", "commit", "date", "env", "benchmark", "module", "klass", "method", "kind",
-           "params", "value", "unit", "version", "stale", "status", "latest"]  # fmt: skip
+COLUMNS = [
+    "machine",
+    "commit",
+    "date",
+    "env",
+    "benchmark",
+    "module",
+    "klass",
+    "method",
+    "kind",
+    "params",
+    "value",
+    "unit",
+    "version",
+    "stale",
+    "status",
+    "latest",
+]
 # asv's own units when benchmarks.json does not say (it is missing or the benchmark is gone)
 DEFAULT_UNITS = {"time": "seconds", "peakmem": "bytes", "mem": "bytes", "timeraw": "seconds"}
 
@@ -188,14 +205,24 @@ def _rows(res: Results, machine: str, benchmarks: dict[str, dict], checked: bool
             named = {n: param_value(v) for n, v in zip(names, combo, strict=False)}
             rows.append(
                 {
-                    "machine": machine, "commit": res.commit_hash, "date": date,
-                    "env": res.env_name, "benchmark": key, "module": module, "klass": klass,
-                    "method": method, "kind": kind, **named,
+                    "machine": machine,
+                    "commit": res.commit_hash,
+                    "date": date,
+                    "env": res.env_name,
+                    "benchmark": key,
+                    "module": module,
+                    "klass": klass,
+                    "method": method,
+                    "kind": kind,
+                    **named,
                     "params": ", ".join(f"{n}={v}" for n, v in named.items()),
                     "value": float(value) if status == "ok" else math.nan,
-                    "unit": unit, "version": version, "stale": stale, "status": status,
+                    "unit": unit,
+                    "version": version,
+                    "stale": stale,
+                    "status": status,
                 }
-            )  # fmt: skip
+            )
     return rows
 
 
@@ -244,15 +271,17 @@ def load(dirs: list[str | Path]) -> ResultSet:
             counts = pd.Series([r["status"] for r in new], dtype=object).value_counts()
             runs.append(
                 {
-                    "machine": machine, "commit": run.res.commit_hash[:8],
+                    "machine": machine,
+                    "commit": run.res.commit_hash[:8],
                     "date": pd.to_datetime(run.res.date, unit="ms", utc=True),
                     "ran_at": pd.to_datetime(run.ran_at or None, unit="ms", utc=True),
-                    "env": run.res.env_name, **{s: int(counts.get(s, 0)) for s in
-                                                ("ok", "skipped", "failed")},
-                    "stale": sum(r["stale"] for r in new), "latest": run is latest,
+                    "env": run.res.env_name,
+                    **{s: int(counts.get(s, 0)) for s in ("ok", "skipped", "failed")},
+                    "stale": sum(r["stale"] for r in new),
+                    "latest": run is latest,
                     "file": str(run.path),
                 }
-            )  # fmt: skip
+            )
         info = {k: v for k, v in latest.info.items() if k not in ("version", "machine")}
         machines.append({"machine": machine, **info, "commit": latest.res.commit_hash[:8]})
     table = pd.DataFrame(rows)
@@ -304,9 +333,11 @@ def _notes(table: pd.DataFrame, benchmarks: dict[str, dict]) -> list[str]:
             )
         for name, grp in rows[rows["stale"]].groupby("benchmark"):
             now = benchmarks.get(name, {}).get("version")
-            why = "no longer in the suite" if now is None else (
-                f"version {grp['version'].iloc[0]}, the suite has {now}"
-            )  # fmt: skip
+            why = (
+                "no longer in the suite"
+                if now is None
+                else (f"version {grp['version'].iloc[0]}, the suite has {now}")
+            )
             notes.append(f"{machine}: {name}: stale result ({why}); not plotted")
         for name, grp in rows[~rows["stale"]].groupby("benchmark"):
             bench = benchmarks.get(name)

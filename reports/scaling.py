@@ -17,10 +17,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from reports.build import _plot, _png, benchmark_sections, html_table
-from reports.provenance import figure_note
-from reports.results import ResultSet
-from reports.science import (
+from hdbench.reports.build import benchmark_sections
+from hdbench.reports.figures import figure_png, html_table, plot_item
+from hdbench.reports.provenance import figure_note
+from hdbench.reports.results import ResultSet
+from hdbench.reports.science import (
     get,
     interval,
     log_axes,
@@ -29,20 +30,25 @@ from reports.science import (
     verdict_text,
     wide,
 )
+from hdbench.results.vocabulary import PREDICTED
+from hdbench.results.vocabulary import READINGS as VOCABULARY_READINGS
 
 MODULE = "bench_scaling"
-PREDICTED = -0.5
-READINGS = {"l2_N": "pixel L2 vs N", "l2_R": "pixel L2 vs side", "l2_area_N": "area L2 vs N",
-            "l2_area_R": "area L2 vs side"}  # fmt: skip
+READINGS = {key: r.label for key, r in VOCABULARY_READINGS.items()}
 # the norm plotted, and the reading whose slope (against the side) draws its band
 NORMS = {"median_l2": ("pixel L2", "l2_R"), "median_l2_area": ("area-normalised L2", "l2_area_R")}
 MODEL_COLORS = {"linear": "C0", "mlp": "C1", "cnn": "C2"}
 VERDICT_COLORS = {"agrees": "#1b7f3b", "inconclusive": "#b08900", "disagrees": "#b3261e"}
 MATCHES = {-1.0: "-1 (Goodfellow)", -0.5: "-1/2", 0.0: "0 (resolution-consistent)"}
-E2_QUANTITIES = {"median_linf": "minimal L-inf eps", "mean_abs_grad": "m = mean |w_i|",
-                 "margin": "margin |f|", "eps_m_n": "eps * m * N"}  # fmt: skip
-CLASSES = frozenset({"TrackScaling", "TrackScalingSlope", "TrackGoodfellow", "TrackControl",
-                     "TrackScalingRun"})  # fmt: skip
+E2_QUANTITIES = {
+    "median_linf": "minimal L-inf eps",
+    "mean_abs_grad": "m = mean |w_i|",
+    "margin": "margin |f|",
+    "eps_m_n": "eps * m * N",
+}
+CLASSES = frozenset(
+    {"TrackScaling", "TrackScalingSlope", "TrackGoodfellow", "TrackControl", "TrackScalingRun"}
+)
 
 
 def _ordered(values: pd.Series, order: tuple[str, ...]) -> list:
@@ -68,8 +74,14 @@ def _fit_band(ax: plt.Axes, x: np.ndarray, y: np.ndarray, fit: pd.Series, color:
     ax.plot(np.exp(grid), np.exp(cy + s * (grid - cx)), color=color, lw=1.0, ls="--", alpha=0.9)
     if not (math.isnan(lo) or math.isnan(hi)):
         a, b = cy + lo * (grid - cx), cy + hi * (grid - cx)
-        ax.fill_between(np.exp(grid), np.exp(np.minimum(a, b)), np.exp(np.maximum(a, b)),
-                        color=color, alpha=0.15, lw=0)  # fmt: skip
+        ax.fill_between(
+            np.exp(grid),
+            np.exp(np.minimum(a, b)),
+            np.exp(np.maximum(a, b)),
+            color=color,
+            alpha=0.15,
+            lw=0,
+        )
 
 
 def norm_figure(data: pd.DataFrame, slopes: pd.DataFrame, title: str) -> str:
@@ -77,8 +89,13 @@ def norm_figure(data: pd.DataFrame, slopes: pd.DataFrame, title: str) -> str:
     families = _ordered(data["family"], ("upsampled", "natural", "noisy"))
     models = _ordered(data["model"], tuple(MODEL_COLORS))
     norms = [n for n in NORMS if n in data and data[n].notna().any()]
-    fig, axes = plt.subplots(len(families), len(norms), squeeze=False, layout="constrained",
-                             figsize=(10, 2.9 * len(families) + 1.0))  # fmt: skip
+    fig, axes = plt.subplots(
+        len(families),
+        len(norms),
+        squeeze=False,
+        layout="constrained",
+        figsize=(10, 2.9 * len(families) + 1.0),
+    )
     sides = sorted(data["side"].astype(float).unique())
     for r, fam in enumerate(families):
         for c, norm in enumerate(norms):
@@ -113,7 +130,7 @@ def norm_figure(data: pd.DataFrame, slopes: pd.DataFrame, title: str) -> str:
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def run_size_text(results: ResultSet, machines: set[str]) -> str:
@@ -161,13 +178,17 @@ def _by(df: pd.DataFrame, *cols: str) -> list[tuple[tuple, pd.DataFrame]]:
 def norm_section(results: ResultSet) -> dict:
     """E1's figures: the measured norms against side with the fitted bands and the paper's
     lines, one figure per machine and training regime."""
-    section = {"id": "norms", "title": "Perturbation norm against resolution", "notes": [],
-               "text": "Median minimal L2 perturbation over the correctly classified test points "
-                       "that were attacked, against the image side R (N = R² pixels), on log-log "
-                       "axes. Dashed: the fitted log-log slope (bootstrap 95% interval as the "
-                       "band) through the points' centre. Dotted and dash-dotted: the paper's "
-                       "O(1/sqrt(n)) under n = side and n = pixel count, anchored at the "
-                       "smallest side."}  # fmt: skip
+    section = {
+        "id": "norms",
+        "title": "Perturbation norm against resolution",
+        "notes": [],
+        "text": "Median minimal L2 perturbation over the correctly classified test points "
+        "that were attacked, against the image side R (N = R² pixels), on log-log "
+        "axes. Dashed: the fitted log-log slope (bootstrap 95% interval as the "
+        "band) through the points' centre. Dotted and dash-dotted: the paper's "
+        "O(1/sqrt(n)) under n = side and n = pixel count, anchored at the "
+        "smallest side.",
+    }
     data = wide(results, MODULE, "TrackScaling")
     if data.empty:
         return section | {"items": [missing_item(results, MODULE, "TrackScaling")]}
@@ -177,12 +198,15 @@ def norm_section(results: ResultSet) -> dict:
         text = "No measured norm yet (every attack skipped, failed or not run); see below."
         return section | {"items": [{"kind": "text", "text": text}]}
     for (machine, regime), grp in _by(data, "machine", "regime"):
-        fits = slopes[(slopes["machine"] == machine) & (slopes["regime"] == regime)] if len(
-            slopes) else pd.DataFrame(columns=["family", "model", "reading"])  # fmt: skip
+        fits = (
+            slopes[(slopes["machine"] == machine) & (slopes["regime"] == regime)]
+            if len(slopes)
+            else pd.DataFrame(columns=["family", "model", "reading"])
+        )
         title = f"{machine}: training regime '{regime}' (samples {_regime(regime)})"
         data_png = norm_figure(grp, fits, title)
         note = _note(results, long_rows(results, grp))
-        items.append(_plot(title, data_png, shown=not items, note=note))
+        items.append(plot_item(title, data_png, shown=not items, note=note))
     if slopes.empty:
         items.insert(
             0, missing_item(results, MODULE, "TrackScalingSlope", "No fitted slopes (bands): ")
@@ -199,57 +223,79 @@ def slope_figure(slopes: pd.DataFrame, title: str) -> str:
     readings = [r for r in READINGS if r in set(slopes["reading"])]
     keys = slopes[["family", "model", "regime"]].drop_duplicates().astype(str)
     labels = [" / ".join(k) for k in keys.itertuples(index=False)]
-    fig, axes = plt.subplots(1, len(readings), squeeze=False, sharey=True, layout="constrained",
-                             figsize=(11, 0.24 * len(labels) + 1.6))  # fmt: skip
+    fig, axes = plt.subplots(
+        1,
+        len(readings),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+        figsize=(11, 0.24 * len(labels) + 1.6),
+    )
     for ax, reading in zip(axes[0], readings, strict=True):
         sub = slopes[slopes["reading"] == reading]
         for y, key in enumerate(keys.itertuples(index=False)):
-            row = sub[(sub["family"].astype(str) == key[0]) & (sub["model"].astype(str) == key[1])
-                      & (sub["regime"].astype(str) == key[2])]  # fmt: skip
+            row = sub[
+                (sub["family"].astype(str) == key[0])
+                & (sub["model"].astype(str) == key[1])
+                & (sub["regime"].astype(str) == key[2])
+            ]
             if row.empty:
                 continue
             row = row.iloc[0]
             color = VERDICT_COLORS.get(verdict_text(row.get("verdict", math.nan)), "0.5")
             s, lo, hi = row.get("slope"), row.get("slope_low"), row.get("slope_high")
-            ax.errorbar([s], [y], xerr=[[s - lo], [hi - s]], fmt="o", color=color, ms=4,
-                        capsize=2)  # fmt: skip
+            ax.errorbar([s], [y], xerr=[[s - lo], [hi - s]], fmt="o", color=color, ms=4, capsize=2)
         ax.axvline(PREDICTED, color="k", lw=1)
         ax.axvspan(-10, 0.8 * PREDICTED, color=VERDICT_COLORS["agrees"], alpha=0.05)
         ax.axvline(0.8 * PREDICTED, color="0.5", ls="--", lw=0.8)
         ax.axvline(0.6 * PREDICTED, color="0.5", ls=":", lw=0.8)
-        ax.set_xlim(min(-1.2, np.nanmin(sub["slope_low"]) - 0.1) if len(sub) else -1.2,
-                    max(0.3, np.nanmax(sub["slope_high"]) + 0.1) if len(sub) else 0.3)  # fmt: skip
+        ax.set_xlim(
+            min(-1.2, np.nanmin(sub["slope_low"]) - 0.1) if len(sub) else -1.2,
+            max(0.3, np.nanmax(sub["slope_high"]) + 0.1) if len(sub) else 0.3,
+        )
         ax.set_title(READINGS[reading], fontsize=9)
         ax.set_xlabel("log-log slope", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(True, axis="x", alpha=0.25)
     axes[0, 0].set_yticks(range(len(labels)), labels, fontsize=7)
     axes[0, 0].invert_yaxis()
-    handles = [Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in
-               VERDICT_COLORS.items()]  # fmt: skip
-    handles += [Line2D([], [], color="k", label="predicted -1/2"),
-                Line2D([], [], color="0.5", ls="--", label="agrees if high <= -0.4"),
-                Line2D([], [], color="0.5", ls=":", label="disagrees if low > -0.3")]  # fmt: skip
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLORS.items()
+    ]
+    handles += [
+        Line2D([], [], color="k", label="predicted -1/2"),
+        Line2D([], [], color="0.5", ls="--", label="agrees if high <= -0.4"),
+        Line2D([], [], color="0.5", ls=":", label="disagrees if low > -0.3"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def slope_section(results: ResultSet) -> dict:
     """The fitted slopes with intervals and the verdict under each reading."""
-    section = {"id": "slopes", "title": "Fitted slopes and verdicts", "notes": [],
-               "text": "Log-log slope of the median norm against the reading's variable (pixel "
-                       "count N or side R), bootstrap 95% interval, and the verdict fixed in the "
-                       "suite: agrees when the interval's upper end is at or below -0.4, "
-                       "disagrees when its lower end is above -0.3, inconclusive otherwise. The "
-                       "paper predicts -1/2 under every reading."}  # fmt: skip
+    section = {
+        "id": "slopes",
+        "title": "Fitted slopes and verdicts",
+        "notes": [],
+        "text": "Log-log slope of the median norm against the reading's variable (pixel "
+        "count N or side R), bootstrap 95% interval, and the verdict fixed in the "
+        "suite: agrees when the interval's upper end is at or below -0.4, "
+        "disagrees when its lower end is above -0.3, inconclusive otherwise. The "
+        "paper predicts -1/2 under every reading.",
+    }
     slopes = wide(results, MODULE, "TrackScalingSlope")
     if slopes.empty:
         return section | {"items": [missing_item(results, MODULE, "TrackScalingSlope")]}
     slopes = slopes.assign(verdict_word=get(slopes, "verdict").map(verdict_text))
     items = []
-    counts = slopes.pivot_table(index=["machine", "reading"], columns="verdict_word",
-                                values="family", aggfunc="count", fill_value=0)  # fmt: skip
+    counts = slopes.pivot_table(
+        index=["machine", "reading"],
+        columns="verdict_word",
+        values="family",
+        aggfunc="count",
+        fill_value=0,
+    )
     counts = counts.reindex(columns=[v for v in (*VERDICT_COLORS, "–") if v in counts.columns])
     counts = counts.reset_index()
     counts["reading"] = counts["reading"].map(lambda r: READINGS.get(r, r))
@@ -263,32 +309,48 @@ def slope_section(results: ResultSet) -> dict:
     )
     for (machine,), grp in _by(slopes, "machine"):
         title = f"{machine}: fitted slopes, 95% intervals, verdicts"
-        items.append(_plot(title, slope_figure(grp, title), shown=len(items) < 2,
-                           note=_note(results, long_rows(results, grp))))  # fmt: skip
+        items.append(
+            plot_item(
+                title,
+                slope_figure(grp, title),
+                shown=len(items) < 2,
+                note=_note(results, long_rows(results, grp)),
+            )
+        )
     index = ["machine", "family", "model", "regime"]
-    slopes["cell"] = [interval(s, lo, hi) for s, lo, hi in
-                      zip(get(slopes, "slope"), get(slopes, "slope_low"),
-                          get(slopes, "slope_high"), strict=True)]  # fmt: skip
-    table = slopes.pivot_table(index=index, columns="reading", values=["cell", "verdict_word"],
-                               aggfunc="first", sort=False)  # fmt: skip
+    slopes["cell"] = [
+        interval(s, lo, hi)
+        for s, lo, hi in zip(
+            get(slopes, "slope"), get(slopes, "slope_low"), get(slopes, "slope_high"), strict=True
+        )
+    ]
+    table = slopes.pivot_table(
+        index=index, columns="reading", values=["cell", "verdict_word"], aggfunc="first", sort=False
+    )
     cols = [(v, r) for r in READINGS for v in ("cell", "verdict_word") if (v, r) in table.columns]
     table = table[cols]
-    table.columns = [f"{READINGS[r]}: {'slope [95%]' if v == 'cell' else 'verdict'}"
-                     for v, r in cols]  # fmt: skip
+    table.columns = [
+        f"{READINGS[r]}: {'slope [95%]' if v == 'cell' else 'verdict'}" for v, r in cols
+    ]
     html = html_table(table.reset_index())
     for word in VERDICT_COLORS:
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
-    items.append({"kind": "table", "html": html,
-                  "note": _note(results, long_rows(results, slopes))})  # fmt: skip
+    items.append(
+        {"kind": "table", "html": html, "note": _note(results, long_rows(results, slopes))}
+    )
     return section | {"items": items}
 
 
 def skipped_section(results: ResultSet) -> dict:
     """Models that did not learn: attack numbers skipped while clean accuracy was measured."""
-    section = {"id": "skipped", "title": "Models that did not learn", "notes": [],
-               "text": "A model whose clean accuracy stays below the suite's threshold is not "
-                       "attacked (asv records its attack numbers as skipped); it is left out of "
-                       "the figures and fits above."}  # fmt: skip
+    section = {
+        "id": "skipped",
+        "title": "Models that did not learn",
+        "notes": [],
+        "text": "A model whose clean accuracy stays below the suite's threshold is not "
+        "attacked (asv records its attack numbers as skipped); it is left out of "
+        "the figures and fits above.",
+    }
     t = results.table
     t = t[(t["module"] == MODULE) & (t["klass"] == "TrackScaling") & t["latest"] & ~t["stale"]]
     keys = ["machine", "family", "model", "regime", "side"]
@@ -299,37 +361,58 @@ def skipped_section(results: ResultSet) -> dict:
     both = acc.join(attack.rename("attack"), how="inner")
     skipped = both[(both["status"] == "ok") & (both["attack"] == "skipped")].reset_index()
     if skipped.empty:
-        return section | {"items": [{"kind": "text", "text": "None: every model that was "
-                                     "trained learned and was attacked."}]}  # fmt: skip
+        return section | {
+            "items": [
+                {
+                    "kind": "text",
+                    "text": "None: every model that was trained learned and was attacked.",
+                }
+            ]
+        }
     grouped = skipped.groupby(keys[:-1], sort=False).agg(
         sides=("side", lambda s: ", ".join(map(str, s))),
         clean_accuracy=("value", lambda v: ", ".join(f"{x:.3f}" for x in v)),
     )
-    return section | {"items": [{"kind": "table", "html": html_table(grouped.reset_index()),
-                                 "note": _note(results, skipped)}]}  # fmt: skip
+    return section | {
+        "items": [
+            {
+                "kind": "table",
+                "html": html_table(grouped.reset_index()),
+                "note": _note(results, skipped),
+            }
+        ]
+    }
 
 
 def goodfellow_section(results: ResultSet) -> dict:
     """E2: the slopes against N of the minimal L-inf eps, m, the margin and eps*m*N, and which
     prediction the eps slope matches."""
-    section = {"id": "goodfellow", "title": "Goodfellow's linear argument (E2)", "notes": [],
-               "text": "Log-log slopes against the pixel count N with 95% intervals. Goodfellow "
-                       "predicts the minimal L-inf eps to fall like 1/N (slope -1), the "
-                       "resolution-consistent view predicts it constant (0, with m falling like "
-                       "1/N and eps*m*N constant); 'matches' is the prediction nearest the "
-                       "measured slope, 'in interval' whether it lies in the 95% "
-                       "interval."}  # fmt: skip
+    section = {
+        "id": "goodfellow",
+        "title": "Goodfellow's linear argument (E2)",
+        "notes": [],
+        "text": "Log-log slopes against the pixel count N with 95% intervals. Goodfellow "
+        "predicts the minimal L-inf eps to fall like 1/N (slope -1), the "
+        "resolution-consistent view predicts it constant (0, with m falling like "
+        "1/N and eps*m*N constant); 'matches' is the prediction nearest the "
+        "measured slope, 'in interval' whether it lies in the 95% "
+        "interval.",
+    }
     g = wide(results, MODULE, "TrackGoodfellow")
     items = []
     if g.empty:
         items.append(missing_item(results, MODULE, "TrackGoodfellow"))
     else:
-        g["cell"] = [interval(s, lo, hi) for s, lo, hi in
-                     zip(get(g, "slope"), get(g, "slope_low"), get(g, "slope_high"),
-                         strict=True)]  # fmt: skip
+        g["cell"] = [
+            interval(s, lo, hi)
+            for s, lo, hi in zip(
+                get(g, "slope"), get(g, "slope_low"), get(g, "slope_high"), strict=True
+            )
+        ]
         index = ["machine", "family", "model", "regime"]
-        table = g.pivot_table(index=index, columns="quantity", values="cell", aggfunc="first",
-                              sort=False)  # fmt: skip
+        table = g.pivot_table(
+            index=index, columns="quantity", values="cell", aggfunc="first", sort=False
+        )
         order = ["linf", "m", "margin", "eps_m_n"]
         table = table[[q for q in order if q in table] + [q for q in table if q not in order]]
         table.columns = [f"slope of {q} [95%]" for q in table.columns]
@@ -340,23 +423,34 @@ def goodfellow_section(results: ResultSet) -> dict:
         table["in interval"] = get(eps, "match_in_interval").map(
             lambda v: "–" if math.isnan(v) else ("yes" if v >= 0.5 else "no")
         )
-        items.append({"kind": "table", "html": html_table(table.reset_index()),
-                      "note": _note(results, long_rows(results, g))})  # fmt: skip
+        items.append(
+            {
+                "kind": "table",
+                "html": html_table(table.reset_index()),
+                "note": _note(results, long_rows(results, g)),
+            }
+        )
     data = wide(results, MODULE, "TrackScaling")
     quantities = [q for q in E2_QUANTITIES if q in data]
     for (machine, regime), grp in _by(data, "machine", "regime") if quantities else []:
         title = f"{machine}: E2 quantities against side, regime '{regime}'"
         png = _quantity_figure(grp, quantities, title)
-        items.append(_plot(title, png, shown=False,
-                           note=_note(results, long_rows(results, grp))))  # fmt: skip
+        items.append(
+            plot_item(title, png, shown=False, note=_note(results, long_rows(results, grp)))
+        )
     return section | {"items": items}
 
 
 def _quantity_figure(data: pd.DataFrame, quantities: list[str], title: str) -> str:
     families = _ordered(data["family"], ("upsampled", "natural", "noisy"))
     models = _ordered(data["model"], tuple(MODEL_COLORS))
-    fig, axes = plt.subplots(len(families), len(quantities), squeeze=False, layout="constrained",
-                             figsize=(11, 2.4 * len(families) + 0.9))  # fmt: skip
+    fig, axes = plt.subplots(
+        len(families),
+        len(quantities),
+        squeeze=False,
+        layout="constrained",
+        figsize=(11, 2.4 * len(families) + 0.9),
+    )
     sides = sorted(data["side"].astype(float).unique())
     for r, fam in enumerate(families):
         for c, q in enumerate(quantities):
@@ -364,8 +458,13 @@ def _quantity_figure(data: pd.DataFrame, quantities: list[str], title: str) -> s
             for model in models:
                 sub = data[(data["family"] == fam) & (data["model"] == model)]
                 sub = sub[sub[q] > 0].sort_values("side")
-                ax.plot(sub["side"].astype(float), sub[q], marker="o", ms=3,
-                        color=MODEL_COLORS.get(model, "C4"))  # fmt: skip
+                ax.plot(
+                    sub["side"].astype(float),
+                    sub[q],
+                    marker="o",
+                    ms=3,
+                    color=MODEL_COLORS.get(model, "C4"),
+                )
             log_axes(ax, sides)
             ax.set_title(f"{fam} · {E2_QUANTITIES[q]}", fontsize=8)
             if r == len(families) - 1:
@@ -373,29 +472,38 @@ def _quantity_figure(data: pd.DataFrame, quantities: list[str], title: str) -> s
     handles = [Line2D([], [], color=MODEL_COLORS.get(m, "C4"), marker="o", label=m) for m in models]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def control_section(results: ResultSet) -> dict:
     """The control with a known answer: uniform cube, random hyperplane through the centre."""
-    section = {"id": "control", "title": "Control with a known answer", "notes": [],
-               "text": "x uniform in [0,1]^n and a random dense hyperplane through the centre: "
-                       "the expected L2 distance is constant in n (slope 0) and the L-inf "
-                       "distance falls like n^-1/2. A slope interval that misses the known "
-                       "answer points at the measurement, not at the paper; a 95% interval "
-                       "misses it by chance alone in about one run in 20."}  # fmt: skip
+    section = {
+        "id": "control",
+        "title": "Control with a known answer",
+        "notes": [],
+        "text": "x uniform in [0,1]^n and a random dense hyperplane through the centre: "
+        "the expected L2 distance is constant in n (slope 0) and the L-inf "
+        "distance falls like n^-1/2. A slope interval that misses the known "
+        "answer points at the measurement, not at the paper; a 95% interval "
+        "misses it by chance alone in about one run in 20.",
+    }
     c = wide(results, MODULE, "TrackControl")
     if c.empty:
         return section | {"items": [missing_item(results, MODULE, "TrackControl")]}
     lo, hi, exp = get(c, "slope_low"), get(c, "slope_high"), get(c, "expected_slope")
-    table = pd.DataFrame({
-        "machine": c["machine"], "norm": c["norm"],
-        "slope [95%]": [interval(*v) for v in zip(get(c, "slope"), lo, hi, strict=True)],
-        "known slope": exp,
-        "known slope in interval": ["–" if math.isnan(e) else ("yes" if a <= e <= b else "no")
-                                    for a, b, e in zip(lo, hi, exp, strict=True)],
-        "mean distance / exact": get(c, "mean_distance_ratio"),
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "machine": c["machine"],
+            "norm": c["norm"],
+            "slope [95%]": [interval(*v) for v in zip(get(c, "slope"), lo, hi, strict=True)],
+            "known slope": exp,
+            "known slope in interval": [
+                "–" if math.isnan(e) else ("yes" if a <= e <= b else "no")
+                for a, b, e in zip(lo, hi, exp, strict=True)
+            ],
+            "mean distance / exact": get(c, "mean_distance_ratio"),
+        }
+    )
     return section | {
         "items": [
             {
@@ -409,6 +517,11 @@ def control_section(results: ResultSet) -> dict:
 
 def sections(results: ResultSet, modules: tuple[str, ...]) -> list[dict]:
     """Every section of the scaling page, then the module's classes as tables."""
-    out = [norm_section(results), slope_section(results), skipped_section(results),
-           goodfellow_section(results), control_section(results)]  # fmt: skip
+    out = [
+        norm_section(results),
+        slope_section(results),
+        skipped_section(results),
+        goodfellow_section(results),
+        control_section(results),
+    ]
     return out + benchmark_sections(results, modules, tables_only=CLASSES)

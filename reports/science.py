@@ -12,10 +12,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from reports.build import _orders, _plain, _sorted, _why_empty
-from reports.results import ResultSet, split_name
+from hdbench.reports.build import why_empty
+from hdbench.reports.figures import param_orders, plain_number, sorted_rows
+from hdbench.reports.results import ResultSet, split_name
+from hdbench.results.vocabulary import VERDICTS
 
-VERDICTS = {1: "agrees", 0: "inconclusive", -1: "disagrees"}
 MIN_RATIO = 10.0  # log y axes span at least this factor (``log_axes``)
 
 
@@ -55,7 +56,7 @@ def wide(
     out.columns.name = None
     # the suite's parameter order (more before fewer, 8 before 16), machines by name
     names = sorted(set(rows["benchmark"]))
-    return _sorted(out, index, _orders(results, names, rows)).reset_index(drop=True)
+    return sorted_rows(out, index, param_orders(results, names, rows)).reset_index(drop=True)
 
 
 def missing_text(results: ResultSet, module: str, klass: str) -> str:
@@ -63,7 +64,7 @@ def missing_text(results: ResultSet, module: str, klass: str) -> str:
     names = class_names(results, module, klass)
     if not names:
         return f"{klass}: not in this suite's benchmarks.json and no results."
-    return f"{klass}: no results yet: {_why_empty(results, names)}."
+    return f"{klass}: no results yet: {why_empty(results, names)}."
 
 
 def missing_item(results: ResultSet, module: str, klass: str, lead: str = "") -> dict:
@@ -75,13 +76,15 @@ def missing_item(results: ResultSet, module: str, klass: str, lead: str = "") ->
 def long_rows(results: ResultSet, wide_rows: pd.DataFrame) -> pd.DataFrame:
     """The current long rows behind a ``wide`` table (for its provenance line)."""
     cur = results.current()
-    return cur[cur["benchmark"].isin(set(wide_rows["benchmark"]))
-               & cur["machine"].isin(wide_rows["machine"])]  # fmt: skip
+    return cur[
+        cur["benchmark"].isin(set(wide_rows["benchmark"]))
+        & cur["machine"].isin(wide_rows["machine"])
+    ]
 
 
 def elsewhere_text(results: ResultSet, module: str, klass: str, shown: set[str]) -> str:
     """Machines that ran `klass` but have nothing current to show (failed, skipped, stale)."""
-    why = _why_empty(results, class_names(results, module, klass), shown)
+    why = why_empty(results, class_names(results, module, klass), shown)
     return f"{klass}: no current result: {why}." if why else ""
 
 
@@ -125,7 +128,7 @@ def log_axes(ax: plt.Axes, xs: list[float], base: int = 2) -> None:
     ax.set_yscale("log")
     ax.set_xticks(xs)
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(_plain))
+        axis.set_major_formatter(FuncFormatter(plain_number))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))
     lo, hi = ax.get_ylim()
@@ -136,6 +139,6 @@ def log_axes(ax: plt.Axes, xs: list[float], base: int = 2) -> None:
         lo, hi = mid / math.sqrt(MIN_RATIO), mid * math.sqrt(MIN_RATIO)
         ax.set_ylim(lo, hi)
     few = lo > 0 and math.log10(hi / lo) < 2.5  # few decades: label the 2s and 5s as well
-    ax.yaxis.set_minor_formatter(FuncFormatter(_plain) if few else NullFormatter())
+    ax.yaxis.set_minor_formatter(FuncFormatter(plain_number) if few else NullFormatter())
     ax.tick_params(which="both", labelsize=8)
     ax.grid(True, which="both", alpha=0.25)

@@ -1,9 +1,10 @@
-"""``python -m reports.screenshot``: render every page of a built report to PNG in headless
+"""``python -m hdbench.reports.screenshot``: render every page of a built report to PNG in headless
 Chromium, to look at it as a reader would, and check what a browser sees.
 
 Usage::
 
-    python -m reports.screenshot [--html reports/html] [--out reports/html/screens] [--width 1280]
+    python -m hdbench.reports.screenshot [--html reports/html] [--out reports/html/screens] \
+        [--width 1280]
 
 Needs Playwright's Python package (in the ``test`` extra) and a Chromium on the machine
 (Debian: ``apt-get install chromium``; ``--browser PATH`` or ``$HDBENCH_CHROMIUM`` names
@@ -23,8 +24,14 @@ from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # as root on a closed network: no sandbox, and none of Chromium's background connections
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def find_browser(explicit: str | None = None) -> str:
@@ -44,8 +51,9 @@ def find_browser(explicit: str | None = None) -> str:
     )
 
 
-def render(html_dir: Path, out_dir: Path, *, width: int = 1280, browser: str | None = None
-           ) -> dict[str, list[str]]:  # fmt: skip
+def render(
+    html_dir: Path, out_dir: Path, *, width: int = 1280, browser: str | None = None
+) -> dict[str, list[str]]:
     """Render each ``*.html`` of `html_dir` full-page to ``out_dir/<page>.png``.
 
     Returns:
@@ -105,7 +113,9 @@ def render(html_dir: Path, out_dir: Path, *, width: int = 1280, browser: str | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.screenshot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m hdbench.reports.screenshot", description=__doc__
+    )
     parser.add_argument("--html", type=Path, default=Path("reports/html"), help="built report")
     parser.add_argument("--out", type=Path, default=None, help="PNG folder (<html>/screens)")
     parser.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
@@ -118,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     for name, problems in seen.items():
-        print(f"{out / Path(name).with_suffix('.png').name}: "
-              + ("ok" if not problems else "; ".join(problems)))  # fmt: skip
+        print(
+            f"{out / Path(name).with_suffix('.png').name}: "
+            + ("ok" if not problems else "; ".join(problems))
+        )
     return 1 if any(seen.values()) else 0
 
 

@@ -1,4 +1,5 @@
-"""The GPU snapshots page: ``suite.gpu_snapshot`` files kept under ``reports/measurements/``.
+"""The kernels page's GPU snapshot sections: ``suite.gpu_snapshot`` files kept under
+``reports/measurements/``.
 
 A snapshot is a timed, reduced run of the GPU benchmarks on one device (see
 ``suite/gpu_snapshot.py``); every ``*/gpu_snapshot.json`` below the measurements folder is read.
@@ -16,11 +17,26 @@ from typing import Any
 
 import pandas as pd
 
-from reports.build import ROOT, html_table, repo_name
+from hdbench.reports.build import repo_name
+from hdbench.reports.figures import html_table
 
-MEASUREMENTS = ROOT / "reports" / "measurements"
-NUMBERS = ("ms", "gbps", "pct_copy", "peak_memory", "bytes", "tflops", "pct_peak", "flops",
-           "points", "success_rate", "median_l2", "error", "skip")  # fmt: skip
+# committed GPU measurements: in a checkout (an installed wheel carries none)
+MEASUREMENTS = Path(__file__).resolve().parent / "measurements"
+NUMBERS = (
+    "ms",
+    "gbps",
+    "pct_copy",
+    "peak_memory",
+    "bytes",
+    "tflops",
+    "pct_peak",
+    "flops",
+    "points",
+    "success_rate",
+    "median_l2",
+    "error",
+    "skip",
+)
 # the share of a ceiling a group reports, where it has one: of the copy bandwidth or matmul peak
 SHARE = ("pct_copy", "pct_peak")
 
@@ -52,11 +68,19 @@ def devices_table(snaps: list[dict[str, Any]]) -> str:
     rows = []
     for s in snaps:
         v, peak = s.get("versions", {}), s.get("matmul_peak_tflops", {})
-        rows.append({"device": s["label"], "memory (GiB)": s.get("memory_gib"),
-                     "torch": v.get("torch"), "triton": v.get("triton"), "cuda": s.get("cuda"),
-                     "copy (GB/s)": s.get("copy_gbps"), "fp32 matmul (TFLOP/s)": peak.get("fp32"),
-                     "bf16 matmul (TFLOP/s)": peak.get("bf16"),
-                     "budget (s)": s.get("budget_s")})  # fmt: skip
+        rows.append(
+            {
+                "device": s["label"],
+                "memory (GiB)": s.get("memory_gib"),
+                "torch": v.get("torch"),
+                "triton": v.get("triton"),
+                "cuda": s.get("cuda"),
+                "copy (GB/s)": s.get("copy_gbps"),
+                "fp32 matmul (TFLOP/s)": peak.get("fp32"),
+                "bf16 matmul (TFLOP/s)": peak.get("bf16"),
+                "budget (s)": s.get("budget_s"),
+            }
+        )
     return html_table(pd.DataFrame(rows))
 
 
@@ -104,10 +128,22 @@ def group_table(snaps: list[dict[str, Any]], group: str) -> str | None:
         ms = ok.pivot_table(index=params, columns=cols, values="ms", aggfunc="first", sort=False)
         for s in snaps:
             label = s["label"]
-            ours = next((i for i in ("triton", "hdbench_triton", "hdbench_deepfool_refined")
-                         if (label, i) in ms.columns), None)  # fmt: skip
-            base = next((i for i in ("eager", "hdbench_eager", "torchattacks_deepfool")
-                         if (label, i) in ms.columns), None)  # fmt: skip
+            ours = next(
+                (
+                    i
+                    for i in ("triton", "hdbench_triton", "hdbench_deepfool_refined")
+                    if (label, i) in ms.columns
+                ),
+                None,
+            )
+            base = next(
+                (
+                    i
+                    for i in ("eager", "hdbench_eager", "torchattacks_deepfool")
+                    if (label, i) in ms.columns
+                ),
+                None,
+            )
             if ours and base:
                 name = f"{label} {ours} over {base}" if multi else f"{ours} over {base}"
                 table[name] = (ms[(label, base)] / ms[(label, ours)]).map(
@@ -121,10 +157,16 @@ def sections(snaps: list[dict[str, Any]] | None = None) -> list[dict]:
     snaps = load(files()) if snaps is None else snaps
     if not snaps:
         return []
-    out = [{"id": "devices", "title": "Devices", "text": "Each snapshot's device and the "
+    out = [
+        {
+            "id": "devices",
+            "title": "Devices",
+            "text": "Each snapshot's device and the "
             "ceilings it measured first: device-to-device copy bandwidth and dense matmul rates.",
             "notes": [s["file"] for s in snaps],
-            "items": [{"kind": "table", "html": devices_table(snaps)}]}]  # fmt: skip
+            "items": [{"kind": "table", "html": devices_table(snaps)}],
+        }
+    ]
     groups: dict[str, str] = {}
     for s in snaps:
         for name, g in s["groups"].items():

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PY="$PWD/${HDBENCH_VENV:-.venv}/bin/python"
 ASV=("$PY" -m asv)
 
-machine=$("$PY" -m suite.machine) || { echo "bench: could not register the asv machine" >&2; exit 1; }
+machine=$("$PY" -m hdbench.suite.machine) || { echo "bench: could not register the asv machine" >&2; exit 1; }
 commit=$(git rev-parse HEAD) || { echo "bench: needs a git checkout with a commit" >&2; exit 1; }
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "bench: warning: the working tree has uncommitted changes; asv files these results" \
@@ -26,12 +26,12 @@ echo "bench: running the asv suite on machine '$machine' at ${commit:0:8}"
 # shellcheck disable=SC2086  # ASV_ARGS is a list of flags by design
 # unbuffered, so that each line (and its progress line) shows as soon as asv writes it
 PYTHONUNBUFFERED=1 "${ASV[@]}" run --environment "existing:$PY" --set-commit-hash "$commit" \
-    --machine "$machine" ${ASV_ARGS:-} "$@" 2>&1 | "$PY" -m reports.progress
+    --machine "$machine" ${ASV_ARGS:-} "$@" 2>&1 | "$PY" -m hdbench.reports.progress
 run_status=${PIPESTATUS[0]}
 [ $run_status -eq 0 ] || echo "bench: asv run exited $run_status (a benchmark failed); building the report anyway" >&2
 
 echo "bench: publishing asv's site to reports/asv/html/"
 "${ASV[@]}" publish || echo "bench: asv publish failed" >&2
 echo "bench: building the report"
-"$PY" -m reports || { echo "bench: the report could not be built" >&2; exit 1; }
+"$PY" -m hdbench.reports || { echo "bench: the report could not be built" >&2; exit 1; }
 exit $run_status

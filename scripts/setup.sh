@@ -34,7 +34,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 # installed torch satisfies the project's range, so this adds its dependencies and nothing heavier
-"${pip[@]}" install -q -e ".[test,peers]"
+"${pip[@]}" install -q -e ".[bench,report,peers,test]"
 
 # torchattacks requires torchvision, whose wheels would replace a CPU torch with a CUDA build; it
 # imports and runs without it for the attacks benchmarked here

@@ -42,9 +42,10 @@ from typing import Any
 
 import torch
 
-import kernels
-from kernels import reference
-from suite import common
+from hdbench import kernels
+from hdbench.kernels import reference
+from hdbench.results.vocabulary import role
+from hdbench.suite import common, timing
 
 OPS = ("fgsm", "pgd_linf", "pgd_l2", "pgd_linf_norms", "perturbation_norms", "linear_fgsm")
 IMPLS = ("triton", "torch_compile", "eager")
@@ -130,7 +131,7 @@ def _warm_op(op: str, impl: str, dev: str, batch: int, side: int) -> Callable[[]
     if key not in _CALLS:
         _CALLS.clear()  # one combination per process: free the previous inputs first
         inputs = make_inputs(dev, torch.float32, batch, side)
-        _CALLS[key] = common.warm(op_call(op, impl, inputs), dev)
+        _CALLS[key] = timing.warm(op_call(op, impl, inputs), dev)
     return _CALLS[key]
 
 
@@ -157,7 +158,7 @@ class TimeAttackOps:
 
     def time_op(self, op: str, impl: str, batch: int, side: int) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)
 
 
 def measure_gpu_ops(
@@ -178,7 +179,7 @@ def measure_gpu_ops(
     # one process compiles every op for both dtypes (pgd_step alone in 6 variants): dynamo's
     # default of 8 recompiles per function would quietly leave later variants eager
     dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
-    common.copy_bandwidth_gbps()  # measured first, on an unfragmented GPU; cached for the rest
+    timing.copy_bandwidth_gbps()  # measured first, on an unfragmented GPU; cached for the rest
     impls = [i for i in impls if i != "triton" or common.triton_available()]
     results: dict[tuple[str, str, str, int, int], dict[str, Any]] = {}
     if sizes is None:
@@ -196,16 +197,16 @@ def measure_gpu_ops(
             for op in OPS:
                 nbytes = min_bytes(op, batch, side, dtype)
                 for impl in impls:
-                    results[(op, impl, dtype_name, batch, side)] = common.measured(
+                    results[(op, impl, dtype_name, batch, side)] = timing.measured(
                         lambda op=op, impl=impl, t=inputs: op_call(op, impl, t),
-                        lambda fn, n=nbytes: common.measure_gpu(fn, n),
+                        lambda fn, n=nbytes: timing.measure_gpu(fn, n),
                     )
             del inputs
             torch.cuda.empty_cache()
     return results
 
 
-class TrackAttackOpsGPU(common.GPUOpTracks):
+class TrackAttackOpsGPU(timing.GPUOpTracks):
     """GPU speed (do_bench median), effective bandwidth and memory of one op call."""
 
     params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.BATCHES), list(common.SIDES))
@@ -282,7 +283,7 @@ def _warm_attack(impl: str, dev: str, batch: int, side: int) -> Callable[[], Any
     key = (impl, dev, batch, side)
     if key not in _ATTACKS:
         _ATTACKS.clear()
-        _ATTACKS[key] = common.warm(attack_call(impl, dev, batch, side), dev)
+        _ATTACKS[key] = timing.warm(attack_call(impl, dev, batch, side), dev)
     return _ATTACKS[key]
 
 
@@ -306,7 +307,7 @@ class TimeWholeAttack:
 
     def time_attack(self, impl: str, side: int) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)
 
 
 class TrackWholeAttackGPU:
@@ -325,7 +326,7 @@ class TrackWholeAttackGPU:
         key = (impl, side)
         if key not in _ATTACK_MS:
             fn = _warm_attack(impl, "cuda", common.BATCH["cuda"], side)
-            _ATTACK_MS[key] = common.bench_ms(fn)
+            _ATTACK_MS[key] = timing.bench_ms(fn)
 
     def track_ms(self, impl: str, side: int) -> float:
         return _ATTACK_MS[(impl, side)]
@@ -353,12 +354,13 @@ OVERSHOOT = 0.02
 def minimal_problem(dev: str, side: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """A seeded MLP trained on the ``upsampled`` scenes at `side` (as the scaling experiment
     trains it) and its correctly classified test points: what every search is run on."""
-    from suite.experiments import models as M
-    from suite.experiments.data import Scenes
+    from hdbench.suite.experiments import models as M
+    from hdbench.suite.experiments.data import Scenes
 
     scenes = Scenes("upsampled", (8, side), seed=common.SEED)
-    trained = M.train("mlp", scenes, side, "fewer", training=M.Training(steps=100),
-                      seed=common.SEED, device=dev)  # fmt: skip
+    trained = M.train(
+        "mlp", scenes, side, "fewer", training=M.Training(steps=100), seed=common.SEED, device=dev
+    )
     n = MINIMAL_POINTS[dev] // (8 if common.smoke() else 1)
     x, y = M.test_set(scenes, 2 * n, dev)[side]
     keep = M.accuracy(trained.model, x, y)
@@ -379,9 +381,9 @@ def minimal_search(impl: str, problem: Problem) -> Callable[[], torch.Tensor]:
     ``hdbench_deepfool_blackbox`` is the first without the stem (``use_stem=False``: every point
     of the line search a forward pass of the whole model, as the peers treat it);
     ``hdbench_deepfool_refined_eager`` is the second with nothing compiled
-    (``kernels._backend.eager``), against which its compiled steps and searches are measured."""
-    from kernels._backend import eager
-    from suite.experiments import attacks
+    (``hdbench.kernels.eager``), against which its compiled steps and searches are measured."""
+    from hdbench.kernels import eager
+    from hdbench.suite.experiments import attacks
 
     model, x, y = problem
     if impl.startswith("hdbench_deepfool"):
@@ -391,9 +393,16 @@ def minimal_search(impl: str, problem: Problem) -> Callable[[], torch.Tensor]:
 
         def search() -> torch.Tensor:
             with mode():
-                return attacks.deepfool(model, x, y, max_iter=DEEPFOOL_STEPS, overshoot=OVERSHOOT,
-                                        refine=refine, clamp=(0.0, 1.0),
-                                        use_stem=use_stem).x_adv  # fmt: skip
+                return attacks.deepfool(
+                    model,
+                    x,
+                    y,
+                    max_iter=DEEPFOOL_STEPS,
+                    overshoot=OVERSHOOT,
+                    refine=refine,
+                    clamp=(0.0, 1.0),
+                    use_stem=use_stem,
+                ).x_adv
 
         return search
     if impl == "torchattacks_deepfool":
@@ -459,36 +468,37 @@ class TimeMinimalL2:
 
     def setup(self, cache: dict, impl: str, side: int) -> None:
         self.dev = common.device()
-        self.fn = common.warm(minimal_search(impl, cache["problems"][side]), self.dev)
+        self.fn = timing.warm(minimal_search(impl, cache["problems"][side]), self.dev)
 
     def time_search(self, cache: dict, impl: str, side: int) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)
 
 
 # the search the scaling experiment runs, and the peers it is timed against in turn
 SPEEDUP_SEARCH = "hdbench_deepfool_refined"
-SPEEDUP_PEERS = ("torchattacks_deepfool", "foolbox_deepfool", "foolbox_fmn")
+SPEEDUP_PEERS = tuple(i for i in MINIMAL_IMPLS if role(i) == "peer")  # results.vocabulary
 
 
 def speedup_cache() -> dict[tuple[str, int], Any]:
     """{(peer, side): the speed-up of ``SPEEDUP_SEARCH`` over `peer`, or the reason it could not
-    run}: each pair timed in turn (``common.interleaved_ms``) on ``minimal_problem``, all in one
+    run}: each pair timed in turn (``timing.interleaved_ms``) on ``minimal_problem``, all in one
     process, so that the search compiles once."""
     dev = common.device()
     rounds = 3 if common.smoke() else 15
     out: dict[tuple[str, int], Any] = {}
     for side in MINIMAL_SIDES:
         problem = minimal_problem(dev, side)
-        ours = common.warm(minimal_search(SPEEDUP_SEARCH, problem), dev)
+        ours = timing.warm(minimal_search(SPEEDUP_SEARCH, problem), dev)
         for peer in SPEEDUP_PEERS:
             try:
-                theirs = common.warm(minimal_search(peer, problem), dev)
+                theirs = timing.warm(minimal_search(peer, problem), dev)
             except NotImplementedError as exc:  # a peer library that is not installed
                 out[(peer, side)] = str(exc)
                 continue
-            ms = common.interleaved_ms({SPEEDUP_SEARCH: ours, peer: theirs}, dev, rounds=rounds,
-                                       budget_s=20.0)  # fmt: skip
+            ms = timing.interleaved_ms(
+                {SPEEDUP_SEARCH: ours, peer: theirs}, dev, rounds=rounds, budget_s=20.0
+            )
             out[(peer, side)] = ms[peer] / ms[SPEEDUP_SEARCH]
     return out
 

@@ -34,13 +34,19 @@ from typing import Any
 import torch
 from torch.func import grad, jvp, vmap
 
-import kernels
-from kernels.reference import hvp as ref
-from suite import common
-from suite.experiments import spectral
+from hdbench import kernels
+from hdbench.kernels.reference import hvp as ref
+from hdbench.suite import common, timing
+from hdbench.suite.experiments import spectral
 
-IMPLS = ("triton", "torch_compile", "eager", "torch_func", "double_backward",
-         "double_backward_compile")  # fmt: skip
+IMPLS = (
+    "triton",
+    "torch_compile",
+    "eager",
+    "torch_func",
+    "double_backward",
+    "double_backward_compile",
+)
 DEPTHS = (2, 4)
 WIDTHS = (64, 256, 1024)
 BATCHES = (256, 2048)
@@ -130,8 +136,10 @@ def hvp_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[]
             try:
                 return compiled(v)
             except Exception as exc:  # dynamo splits the graph at autograd.grad and loses it
-                common.skip(f"torch.compile cannot run the double backward: "
-                            f"{type(exc).__name__}: {str(exc)[:200]}")  # fmt: skip
+                common.skip(
+                    f"torch.compile cannot run the double backward: "
+                    f"{type(exc).__name__}: {str(exc)[:200]}"
+                )
 
         return call
     raise ValueError(f"hvp_call: expected impl in {IMPLS}, got {impl!r}")
@@ -147,7 +155,7 @@ def _warm_hvp(impl: str, dev: str, depth: int, width: int, batch: int, k: int):
         problem = make_problem(dev, torch.float32, depth, width, batch)
         p = ref.flat_size(problem["params"])
         v = torch.randn(k, p, generator=common.generator(dev), device=dev)
-        _CALLS[key] = common.warm(hvp_call(impl, problem, v), dev)
+        _CALLS[key] = timing.warm(hvp_call(impl, problem, v), dev)
     return _CALLS[key]
 
 
@@ -179,7 +187,7 @@ class TimeHVP:
 
     def time_hvp(self, impl: str, depth: int, width: int, batch: int, k: int) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)
 
 
 def _gpu_call(impl: str, problem: dict[str, Any], v: torch.Tensor) -> Callable[[], Any]:
@@ -206,7 +214,7 @@ def measure_gpu_hvp(
         shapes = list(itertools.product(DEPTHS, WIDTHS, BATCHES))
     for dtype_name in dtypes:
         dtype = common.DTYPES[dtype_name]
-        common.matmul_peak_tflops(dtype)
+        timing.matmul_peak_tflops(dtype)
         for depth, width, batch in shapes:
             problem = make_problem("cuda", dtype, depth, width, batch)
             p = ref.flat_size(problem["params"])
@@ -214,14 +222,14 @@ def measure_gpu_hvp(
                 v = torch.randn(k, p, generator=common.generator("cuda"), device="cuda").to(dtype)
                 work = flops(problem, k)
                 for impl in impls:
-                    results[(impl, dtype_name, depth, width, batch, k)] = common.measured(
+                    results[(impl, dtype_name, depth, width, batch, k)] = timing.measured(
                         lambda impl=impl, p=problem, v=v: _gpu_call(impl, p, v),
-                        lambda fn, f=work, d=dtype: common.measure_gpu_flops(fn, f, d),
+                        lambda fn, f=work, d=dtype: timing.measure_gpu_flops(fn, f, d),
                     )
     return results
 
 
-class TrackHVPGPU(common.GPUMatmulTracks):
+class TrackHVPGPU(timing.GPUMatmulTracks):
     """GPU time (do_bench median), TFLOP/s and % of the measured matmul peak of one batched HVP."""
 
     params = (list(IMPLS), list(GPU_DTYPES), list(DEPTHS), list(WIDTHS), list(BATCHES), list(KS))
@@ -305,9 +313,9 @@ class TimeLanczosIndex:
         key = (impl, self.dev)
         if key not in _LANCZOS:
             _LANCZOS.clear()
-            _LANCZOS[key] = common.warm(lanczos_call(impl, self.dev), self.dev)
+            _LANCZOS[key] = timing.warm(lanczos_call(impl, self.dev), self.dev)
         self.fn = _LANCZOS[key]
 
     def time_index(self, impl: str) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-import kernels
-from kernels.reference import pyramid as ref
-from suite import common
+from hdbench import kernels
+from hdbench.kernels.reference import pyramid as ref
+from hdbench.suite import common, timing
 
 OPS = ("pyr_down", "pyr_up", "gaussian", "laplacian", "reconstruct", "level_energy")
 IMPLS = ("triton", "triton_kornia", "torch_compile", "eager", "kornia", "avg_pool")
@@ -132,7 +132,7 @@ def _warm_op(op: str, impl: str, dev: str, side: int) -> Callable[[], Any]:
     if key not in _CALLS:
         _CALLS.clear()
         inputs = make_inputs(dev, torch.float32, common.BATCH[dev], side, convention_of(impl))
-        _CALLS[key] = common.warm(op_call(op, impl, inputs), dev)
+        _CALLS[key] = timing.warm(op_call(op, impl, inputs), dev)
     return _CALLS[key]
 
 
@@ -156,7 +156,7 @@ class TimePyramidOps:
 
     def time_op(self, op: str, impl: str, side: int) -> None:
         self.fn()
-        common.sync(self.dev)
+        timing.sync(self.dev)
 
 
 def _gpu_call(op: str, impl: str, inputs: dict) -> Callable[[], Any]:
@@ -176,7 +176,7 @@ def measure_gpu_ops(
 
     common.seed_all()
     dynamo_config.recompile_limit = max(64, dynamo_config.recompile_limit)
-    common.copy_bandwidth_gbps()
+    timing.copy_bandwidth_gbps()
     batch = common.BATCH["cuda"]
     results: dict[tuple[Any, ...], dict[str, Any]] = {}
     for dtype_name in dtypes:
@@ -191,21 +191,21 @@ def measure_gpu_ops(
                 except Exception as exc:
                     for op in OPS:
                         for impl in of_conv:
-                            results[(op, impl, dtype_name, side)] = common.failure(exc)
+                            results[(op, impl, dtype_name, side)] = timing.failure(exc)
                     continue
                 for op in OPS:
                     nbytes = min_bytes(op, batch, side, dtype, conv)
                     for impl in of_conv:
-                        results[(op, impl, dtype_name, side)] = common.measured(
+                        results[(op, impl, dtype_name, side)] = timing.measured(
                             lambda op=op, impl=impl, t=inputs: _gpu_call(op, impl, t),
-                            lambda fn, n=nbytes: common.measure_gpu(fn, n),
+                            lambda fn, n=nbytes: timing.measure_gpu(fn, n),
                         )
                 del inputs
                 torch.cuda.empty_cache()
     return results
 
 
-class TrackPyramidOpsGPU(common.GPUOpTracks):
+class TrackPyramidOpsGPU(timing.GPUOpTracks):
     """GPU speed (do_bench median), effective bandwidth and memory of one op call, batch 16."""
 
     params = (list(OPS), list(IMPLS), list(GPU_DTYPES), list(common.SIDES))

@@ -37,10 +37,10 @@ from typing import Any
 
 import torch
 
-from suite import common
-from suite.experiments import analysis as A
-from suite.experiments import landscape as L
-from suite.experiments import mlp_landscape as ML
+from hdbench.suite import common
+from hdbench.suite.experiments import analysis as A
+from hdbench.suite.experiments import landscape as L
+from hdbench.suite.experiments import mlp_landscape as ML
 
 DS = tuple(range(1, 25))
 CPU_MAX_D = 12
@@ -95,6 +95,14 @@ def random_matrix_stats(dev: str) -> dict[tuple[str, int], dict[str, float]]:
     return out
 
 
+@common.tracks(
+    {
+        "p_minimum": ("p_min", "probability"),
+        "p_minimum_low": ("low", "probability"),
+        "p_minimum_high": ("high", "probability"),
+        "mean_index_fraction": ("mean_index_fraction", "fraction"),
+    }
+)
 class TrackRandomMatrix:
     """P(minimum) and the index of random-matrix Hessians against dimension."""
 
@@ -108,26 +116,6 @@ class TrackRandomMatrix:
         if (model, d) not in stats:
             common.skip(f"d {d} is run on a GPU only (CPU runs d <= {CPU_MAX_D})")
         self.s = stats[(model, d)]
-
-    def track_p_minimum(self, stats: dict, model: str, d: int) -> float:
-        return self.s["p_min"]
-
-    track_p_minimum.unit = "probability"
-
-    def track_p_minimum_low(self, stats: dict, model: str, d: int) -> float:
-        return self.s["low"]
-
-    track_p_minimum_low.unit = "probability"
-
-    def track_p_minimum_high(self, stats: dict, model: str, d: int) -> float:
-        return self.s["high"]
-
-    track_p_minimum_high.unit = "probability"
-
-    def track_mean_index_fraction(self, stats: dict, model: str, d: int) -> float:
-        return self.s["mean_index_fraction"]
-
-    track_mean_index_fraction.unit = "fraction"
 
 
 class TrackIndexDistribution:
@@ -219,6 +207,14 @@ def torus_stats() -> dict[int, dict[str, Any]]:
     return out
 
 
+@common.tracks(
+    {
+        "found": ("found", "points"),
+        "exact_count": ("exact", "points"),
+        "rejected": ("rejected", "starts"),
+        "p_minimum": ("p_min", "probability"),
+    }
+)
 class TrackTorusFinder:
     """The critical-point finder on a torus landscape whose critical points are known."""
 
@@ -230,25 +226,8 @@ class TrackTorusFinder:
     def setup_cache(self) -> dict[int, dict[str, Any]]:
         return torus_stats()
 
-    def track_found(self, stats: dict, d: int) -> int:
-        return stats[d]["found"]
-
-    track_found.unit = "points"
-
-    def track_exact_count(self, stats: dict, d: int) -> int:
-        return stats[d]["exact"]
-
-    track_exact_count.unit = "points"
-
-    def track_rejected(self, stats: dict, d: int) -> int:
-        return stats[d]["rejected"]
-
-    track_rejected.unit = "starts"
-
-    def track_p_minimum(self, stats: dict, d: int) -> float:
-        return stats[d]["p_min"]
-
-    track_p_minimum.unit = "probability"
+    def setup(self, stats: dict, d: int) -> None:
+        self.s = stats[d]
 
 
 @contextlib.contextmanager
@@ -311,6 +290,14 @@ def _field_stats(dev: str) -> dict[Any, dict[str, Any]]:
     return out
 
 
+@common.tracks(
+    {
+        "p_minimum": ("p_min", "probability"),
+        "p_minimum_low": ("low", "probability"),
+        "p_minimum_high": ("high", "probability"),
+        "mean_index_fraction": ("mean_index_fraction", "fraction"),
+    }
+)
 class TrackGaussianField:
     """Critical points of a Gaussian random field (random Fourier features, correlation length 1)
     in a box of ``FIELD_VOLUME`` correlation volumes: P(minimum) among those found, with its
@@ -328,27 +315,14 @@ class TrackGaussianField:
         if not self.s["found"]:
             common.skip(f"no critical point was found in the box at d = {d}")
 
-    def track_p_minimum(self, stats: dict, d: int) -> float:
-        return self.s["p_min"]
 
-    track_p_minimum.unit = "probability"
-
-    def track_p_minimum_low(self, stats: dict, d: int) -> float:
-        return self.s["low"]
-
-    track_p_minimum_low.unit = "probability"
-
-    def track_p_minimum_high(self, stats: dict, d: int) -> float:
-        return self.s["high"]
-
-    track_p_minimum_high.unit = "probability"
-
-    def track_mean_index_fraction(self, stats: dict, d: int) -> float:
-        return self.s["mean_index_fraction"]
-
-    track_mean_index_fraction.unit = "fraction"
-
-
+@common.tracks(
+    {
+        "found": ("found", "points"),
+        "rejected": ("rejected", "starts"),
+        "grad_threshold": ("threshold", "gradient norm"),
+    }
+)
 class TrackGaussianFieldSearch:
     """The search behind ``TrackGaussianField``: distinct critical points found in the box, starts
     rejected (gradient norm above the threshold at the end), the threshold, and the median share
@@ -364,21 +338,6 @@ class TrackGaussianFieldSearch:
     def setup(self, stats: dict, d: int) -> None:
         _require_field_d(stats, d)
         self.s = stats[d]
-
-    def track_found(self, stats: dict, d: int) -> int:
-        return self.s["found"]
-
-    track_found.unit = "points"
-
-    def track_rejected(self, stats: dict, d: int) -> int:
-        return self.s["rejected"]
-
-    track_rejected.unit = "starts"
-
-    def track_grad_threshold(self, stats: dict, d: int) -> float:
-        return self.s["threshold"]
-
-    track_grad_threshold.unit = "gradient norm"
 
     def track_rejected_flat_share(self, stats: dict, d: int) -> float:
         if not self.s["rejected"]:
@@ -433,9 +392,13 @@ mlp_cache.timeout = 900
 def _mlp_stats(n_params: int, dev: str) -> dict[str, float]:
     """The critical-point statistics of the MLP with ``n_params`` parameters on ``dev``."""
     run = ML.mlp_critical_points(
-        ML.width_for(n_params), starts=MLP_STARTS[dev], train_steps=MLP_TRAIN_STEPS,
-        newton_steps=MLP_NEWTON_STEPS, seed=n_params, device=dev,
-    )  # fmt: skip
+        ML.width_for(n_params),
+        starts=MLP_STARTS[dev],
+        train_steps=MLP_TRAIN_STEPS,
+        newton_steps=MLP_NEWTON_STEPS,
+        seed=n_params,
+        device=dev,
+    )
     n = run.loss.numel()
     p = L.wilson(int(run.is_minimum.sum()), n) if n else None
     dense_min = run.dense_index == 0
@@ -454,6 +417,16 @@ def _mlp_stats(n_params: int, dev: str) -> dict[str, float]:
     }
 
 
+@common.tracks(
+    {
+        "p_minimum": ("p_min", "probability"),
+        "p_minimum_low": ("low", "probability"),
+        "p_minimum_high": ("high", "probability"),
+        "mean_index_fraction": ("mean_index_fraction", "fraction"),
+        "mean_loss": ("mean_loss", "loss"),
+        "lanczos_dense_agreement": ("agreement", "fraction"),
+    }
+)
 class TrackMLPCritical:
     """Critical points of a tanh MLP's MSE loss on a seeded Gaussian mixture, by parameter count:
     P(minimum) (Lanczos: smallest Ritz value >= -tol) with its Wilson interval, the mean index
@@ -472,36 +445,6 @@ class TrackMLPCritical:
         self.s = stats[n_params]
         if not self.s["found"]:
             common.skip(f"no start reached a critical point at {n_params} parameters")
-
-    def track_p_minimum(self, stats: dict, n_params: int) -> float:
-        return self.s["p_min"]
-
-    track_p_minimum.unit = "probability"
-
-    def track_p_minimum_low(self, stats: dict, n_params: int) -> float:
-        return self.s["low"]
-
-    track_p_minimum_low.unit = "probability"
-
-    def track_p_minimum_high(self, stats: dict, n_params: int) -> float:
-        return self.s["high"]
-
-    track_p_minimum_high.unit = "probability"
-
-    def track_mean_index_fraction(self, stats: dict, n_params: int) -> float:
-        return self.s["mean_index_fraction"]
-
-    track_mean_index_fraction.unit = "fraction"
-
-    def track_mean_loss(self, stats: dict, n_params: int) -> float:
-        return self.s["mean_loss"]
-
-    track_mean_loss.unit = "loss"
-
-    def track_lanczos_dense_agreement(self, stats: dict, n_params: int) -> float:
-        return self.s["agreement"]
-
-    track_lanczos_dense_agreement.unit = "fraction"
 
 
 class TrackMLPIndexLoss:
@@ -527,6 +470,13 @@ class TrackMLPIndexLoss:
     track_index_loss_correlation.unit = "Spearman rho"
 
 
+@common.tracks(
+    {
+        "found": ("found", "points"),
+        "rejected": ("rejected", "starts"),
+        "grad_threshold": ("threshold", "gradient norm"),
+    }
+)
 class TrackMLPSearch:
     """The search behind ``TrackMLPCritical``: distinct critical points kept, starts rejected
     (gradient norm above the threshold: flat regions or no convergence), the threshold, and the
@@ -542,21 +492,6 @@ class TrackMLPSearch:
     def setup(self, stats: dict, n_params: int) -> None:
         _require_mlp_size(stats, n_params)
         self.s = stats[n_params]
-
-    def track_found(self, stats: dict, n_params: int) -> int:
-        return self.s["found"]
-
-    track_found.unit = "points"
-
-    def track_rejected(self, stats: dict, n_params: int) -> int:
-        return self.s["rejected"]
-
-    track_rejected.unit = "starts"
-
-    def track_grad_threshold(self, stats: dict, n_params: int) -> float:
-        return self.s["threshold"]
-
-    track_grad_threshold.unit = "gradient norm"
 
     def track_rejected_flat_share(self, stats: dict, n_params: int) -> float:
         if not self.s["rejected"]:

@@ -32,12 +32,12 @@ import math
 import sys
 from typing import Any
 
-from suite import common
-from suite.experiments import analysis as A
-from suite.experiments import models as M
-from suite.experiments import scaling as S
-from suite.experiments.cells import store_from_env
-from suite.experiments.data import FAMILIES
+from hdbench.suite import common
+from hdbench.suite.experiments import analysis as A
+from hdbench.suite.experiments import models as M
+from hdbench.suite.experiments import scaling as S
+from hdbench.suite.experiments.cells import store_from_env
+from hdbench.suite.experiments.data import FAMILIES
 
 SIDES = tuple(sorted({s for c in S.SIZES.values() for s in c.sides}))
 READINGS = tuple(A.READINGS)
@@ -54,8 +54,9 @@ def scaling_results() -> dict[str, Any]:
     """The experiment at this machine's size (the shared ``setup_cache`` of every class here)."""
     dev = common.device()
     cfg = dataclasses.replace(S.config(dev), seed=SEED)
-    return S.run(cfg, dev, log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                 store=store_from_env())  # fmt: skip
+    return S.run(
+        cfg, dev, log=lambda msg: print(msg, file=sys.stderr, flush=True), store=store_from_env()
+    )
 
 
 scaling_results.timeout = TIMEOUT
@@ -70,6 +71,32 @@ def _point(results: dict, family: str, model: str, regime: str, side: int) -> di
     return results["points"][key]
 
 
+# TrackScaling's numbers: {name: (the point's key, unit)}; those of the cell's training
+POINT_TRACKS = {
+    "clean_accuracy": ("clean_accuracy", "fraction"),
+    "train_samples": ("train_samples", "samples"),
+    "attacked": ("attacked", "points"),
+}
+# and those of its attack (skipped where the model was not attacked)
+ATTACK_TRACKS = {
+    "median_l2": ("median_l2", "pixel L2"),
+    "mean_l2": ("mean_l2", "pixel L2"),
+    "median_l2_area": ("median_l2_area", "area L2"),
+    "median_linf": ("median_linf", "L-inf"),
+    "success_rate": ("success_rate", "fraction"),
+    "success_rate_linf": ("success_rate_linf", "fraction"),
+    "grad_l2": ("grad_l2", "norm"),
+    "grad_l1": ("grad_l1", "norm"),
+    "finest_share": ("finest_share", "fraction"),
+    "pixels_90": ("pixels_90", "fraction"),
+    "mean_abs_grad": ("median_m", "m"),
+    "margin": ("median_margin", "logit"),
+    "eps_m_n": ("median_eps_m_n", "eps*m*n"),
+}
+
+
+@common.tracks(POINT_TRACKS, attr="p")
+@common.tracks(ATTACK_TRACKS, via="_attack")
 class TrackScaling:
     """Minimal perturbations and their diagnostics per data family, model, regime and side."""
 
@@ -89,86 +116,6 @@ class TrackScaling:
             common.skip_in_benchmark(self.p["skipped"])
         return float(self.p[key])
 
-    def track_clean_accuracy(self, *_: Any) -> float:
-        return self.p["clean_accuracy"]
-
-    track_clean_accuracy.unit = "fraction"
-
-    def track_train_samples(self, *_: Any) -> int:
-        return self.p["train_samples"]
-
-    track_train_samples.unit = "samples"
-
-    def track_attacked(self, *_: Any) -> int:
-        return self.p["attacked"]
-
-    track_attacked.unit = "points"
-
-    def track_median_l2(self, *_: Any) -> float:
-        return self._attack("median_l2")
-
-    track_median_l2.unit = "pixel L2"
-
-    def track_mean_l2(self, *_: Any) -> float:
-        return self._attack("mean_l2")
-
-    track_mean_l2.unit = "pixel L2"
-
-    def track_median_l2_area(self, *_: Any) -> float:
-        return self._attack("median_l2_area")
-
-    track_median_l2_area.unit = "area L2"
-
-    def track_median_linf(self, *_: Any) -> float:
-        return self._attack("median_linf")
-
-    track_median_linf.unit = "L-inf"
-
-    def track_success_rate(self, *_: Any) -> float:
-        return self._attack("success_rate")
-
-    track_success_rate.unit = "fraction"
-
-    def track_success_rate_linf(self, *_: Any) -> float:
-        return self._attack("success_rate_linf")
-
-    track_success_rate_linf.unit = "fraction"
-
-    def track_grad_l2(self, *_: Any) -> float:
-        return self._attack("grad_l2")
-
-    track_grad_l2.unit = "norm"
-
-    def track_grad_l1(self, *_: Any) -> float:
-        return self._attack("grad_l1")
-
-    track_grad_l1.unit = "norm"
-
-    def track_finest_share(self, *_: Any) -> float:
-        return self._attack("finest_share")
-
-    track_finest_share.unit = "fraction"
-
-    def track_pixels_90(self, *_: Any) -> float:
-        return self._attack("pixels_90")
-
-    track_pixels_90.unit = "fraction"
-
-    def track_mean_abs_grad(self, *_: Any) -> float:
-        return self._attack("median_m")
-
-    track_mean_abs_grad.unit = "m"
-
-    def track_margin(self, *_: Any) -> float:
-        return self._attack("median_margin")
-
-    track_margin.unit = "logit"
-
-    def track_eps_m_n(self, *_: Any) -> float:
-        return self._attack("median_eps_m_n")
-
-    track_eps_m_n.unit = "eps*m*n"
-
 
 def _slopes(results: dict, family: str, model: str, regime: str) -> dict[str, Any]:
     cfg = results["config"]
@@ -181,25 +128,17 @@ def _slopes(results: dict, family: str, model: str, regime: str) -> dict[str, An
     return s
 
 
+@common.tracks(
+    {
+        "slope": ("value", "slope"),
+        "slope_low": ("low", "slope"),
+        "slope_high": ("high", "slope"),
+    }
+)
 class _SlopeTracks:
     """The slope, and its bootstrap 95% interval, of the fit ``setup`` leaves in ``self.s``."""
 
     s: dict[str, Any]
-
-    def track_slope(self, *_: Any) -> float:
-        return self.s["value"]
-
-    track_slope.unit = "slope"
-
-    def track_slope_low(self, *_: Any) -> float:
-        return self.s["low"]
-
-    track_slope_low.unit = "slope"
-
-    def track_slope_high(self, *_: Any) -> float:
-        return self.s["high"]
-
-    track_slope_high.unit = "slope"
 
 
 class TrackScalingSlope(_SlopeTracks):
@@ -220,6 +159,11 @@ class TrackScalingSlope(_SlopeTracks):
     track_verdict.unit = "verdict"
 
 
+@common.tracks(
+    {
+        "match": ("match", "slope"),
+    }
+)
 class TrackGoodfellow(_SlopeTracks):
     """E2: slopes against N of the smallest L-inf epsilon, m, the margin and eps * m * N."""
 
@@ -236,17 +180,17 @@ class TrackGoodfellow(_SlopeTracks):
         self.s = slopes[f"e2_{quantity}"]
         self.linf = slopes.get("e2_linf")
 
-    def track_match(self, *_: Any) -> float:
-        return self.s["match"]
-
-    track_match.unit = "slope"
-
     def track_match_in_interval(self, *_: Any) -> int:
         return int(self.s["match_in_interval"])
 
     track_match_in_interval.unit = "bool"
 
 
+@common.tracks(
+    {
+        "expected_slope": ("expected_slope", "slope"),
+    }
+)
 class TrackControl(_SlopeTracks):
     """The uniform-cube control: distances to a random hyperplane, whose slopes are known."""
 
@@ -258,11 +202,6 @@ class TrackControl(_SlopeTracks):
 
     def setup(self, results: dict, norm: str) -> None:
         self.s = results["control"][norm]
-
-    def track_expected_slope(self, *_: Any) -> float:
-        return self.s["expected_slope"]
-
-    track_expected_slope.unit = "slope"
 
     def track_mean_distance_ratio(self, *_: Any) -> float:
         ratio = self.s["mean_ratio"]

@@ -1,4 +1,5 @@
-"""Register this machine with asv without a prompt: ``python -m suite.machine`` prints its name.
+"""Register this machine with asv without a prompt: ``python -m hdbench.suite.machine`` prints
+its name.
 
 Without ``~/.asv-machine.json`` (or with no entry for the name asked for), ``asv run`` asks
 questions at the console and stops in a non-interactive shell. This writes the entry from code
@@ -19,7 +20,7 @@ import sys
 
 import torch
 
-from suite.common import cuda_available, gpu_name, machine_name
+from hdbench.suite.common import cuda_available, gpu_name, machine_name
 
 
 def dist_version(dist: str) -> str:
@@ -67,7 +68,7 @@ def register(path: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI: register the machine and print its name alone on stdout (for ``--machine "$(...)"``)."""
     doc = (__doc__ or "").split("\n")[0]
-    parser = argparse.ArgumentParser(prog="python -m suite.machine", description=doc)
+    parser = argparse.ArgumentParser(prog="python -m hdbench.suite.machine", description=doc)
     parser.add_argument("--path", help="machine file to write (default: ~/.asv-machine.json)")
     parser.add_argument("--name-only", action="store_true", help="print the name, write nothing")
     args = parser.parse_args(argv)

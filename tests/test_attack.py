@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels
-from kernels import reference as ref
-from kernels.attack import MAX_BLOCK
+from hdbench import kernels
+from hdbench.kernels import reference as ref
+from hdbench.kernels.attack import MAX_BLOCK
 from tests.conftest import DEVICE, DTYPES
 from tests.tolerances import REDUCTION, TOLERANCES
 
@@ -243,7 +243,7 @@ def test_pgd_step_stays_in_ball_and_range(b, d, eps, step, norm, backend, seed, 
 
 
 def test_backend_resolution(monkeypatch):
-    from kernels._backend import resolve
+    from hdbench.kernels._backend import resolve
 
     x = torch.zeros(2, 3)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -279,7 +279,7 @@ def test_torch_backend_compiled_matches_eager(monkeypatch):
 
 
 def test_compile_failure_falls_back_to_eager(monkeypatch):
-    from kernels import _backend
+    from hdbench.kernels import _backend
 
     def broken_compile(fn, **kwargs):
         def fail(*args, **kw):
@@ -289,14 +289,17 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
 
     monkeypatch.setenv("HDBENCH_TORCH_COMPILE", "1")
     monkeypatch.setattr(torch, "compile", broken_compile)
-    op = _backend.compiled(lambda t: t * 2)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+    op = kernels.compiled(lambda t: t * 2)  # the public name of _backend.compiled
+    assert kernels.compiled is _backend.compiled and kernels.eager is _backend.eager
+    with pytest.warns(RuntimeWarning, match="torch.compile failed") as caught:
         assert torch.equal(op(torch.ones(3)), torch.full((3,), 2.0))
+    # a class of its own, so that callers need not match the message's text
+    assert [w.category for w in caught] == [kernels.CompileFallbackWarning]
     assert torch.equal(op(torch.ones(2)), torch.full((2,), 2.0))  # stays eager, no new warning
 
 
 def test_an_eager_block_runs_compiled_functions_eager(monkeypatch):
-    from kernels import _backend
+    from hdbench.kernels import _backend
 
     compiles = []
     monkeypatch.setenv("HDBENCH_TORCH_COMPILE", "1")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from suite.experiments import cells as C
-from suite.experiments import models as M
-from suite.experiments import scaling as S
-from suite.experiments.data import Scenes
+from hdbench.suite.experiments import cells as C
+from hdbench.suite.experiments import models as M
+from hdbench.suite.experiments import scaling as S
+from hdbench.suite.experiments.data import Scenes
 
 
 @pytest.fixture
@@ -54,16 +54,32 @@ def test_training_stopped_twice_and_resumed_is_the_same_bit_for_bit(
     for stop, steps_run in ((3, 3), (7, 4)):  # stopped before step 3, then before step 7
         deadline = time.monotonic() + steps_run + 0.5  # one clock reading a step
         with pytest.raises(M.DeadlineReached, match=f"before step {stop} of 12"):
-            M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt,
-                    deadline=deadline)  # fmt: skip
+            M.train(
+                model,
+                scenes,
+                16,
+                "fewer",
+                training=training,
+                seed=3,
+                checkpoint=ckpt,
+                deadline=deadline,
+            )
         assert torch.load(ckpt, weights_only=True)["step"] == stop
     resumed = M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt)
     _same_model(resumed, whole)
     assert 0 < resumed.train_accuracy and resumed.seconds > 0
     # the finished state is kept too (no optimiser), and read back as the same model
     assert torch.load(ckpt, weights_only=True)["opt"] == {}
-    again = M.train(model, scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt,
-                    deadline=time.monotonic() - 1)  # fmt: skip
+    again = M.train(
+        model,
+        scenes,
+        16,
+        "fewer",
+        training=training,
+        seed=3,
+        checkpoint=ckpt,
+        deadline=time.monotonic() - 1,
+    )
     _same_model(again, whole)
 
 
@@ -72,16 +88,25 @@ def test_a_checkpoint_of_another_training_or_a_deadline_without_one_is_refused(t
     ckpt = tmp_path / "c.pt"
     M.train("linear", scenes, 8, "fewer", training=M.Training(steps=3, batch=8), checkpoint=ckpt)
     with pytest.raises(ValueError, match=r"train: expected a checkpoint of a 5-step run .* 3"):
-        M.train("linear", scenes, 8, "fewer", training=M.Training(steps=5, batch=8),
-                checkpoint=ckpt)  # fmt: skip
+        M.train(
+            "linear", scenes, 8, "fewer", training=M.Training(steps=5, batch=8), checkpoint=ckpt
+        )
     with pytest.raises(ValueError, match="train: expected a checkpoint file with a deadline"):
         M.train("linear", scenes, 8, "fewer", deadline=time.monotonic() + 60)
 
 
 def _tiny(**changes) -> S.Config:
-    base = S.Config(name="tiny", sides=(8, 16, 32), models=("linear", "mlp"), test_points=32,
-                    more_max_side=8, training=M.Training(steps=20, batch=32),
-                    families=("upsampled",), regimes=("fewer",), n_boot=100)  # fmt: skip
+    base = S.Config(
+        name="tiny",
+        sides=(8, 16, 32),
+        models=("linear", "mlp"),
+        test_points=32,
+        more_max_side=8,
+        training=M.Training(steps=20, batch=32),
+        families=("upsampled",),
+        regimes=("fewer",),
+        n_boot=100,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -132,8 +157,11 @@ def test_an_attack_predicted_past_the_deadline_is_not_started(torch_backend, tmp
     # reads once a training step (20 of them)
     made_up = {"clean_accuracy": 1.0, "attacked": 5, "attack_s": 100.0}
     store.store(cfg, cell8, "cpu", made_up)
-    with pytest.raises(M.DeadlineReached, match=r"attack of upsampled/mlp/fewer at side 16 "
-                                                r"\(about 400 s\) would end past"):  # fmt: skip
+    with pytest.raises(
+        M.DeadlineReached,
+        match=r"attack of upsampled/mlp/fewer at side 16 "
+        r"\(about 400 s\) would end past",
+    ):
         S.run_cells(cfg, store=store, deadline=time.monotonic() + 410)
     kept = store.checkpoint(cfg, cell16, "cpu")  # the trained model, for the next call
     assert torch.load(kept, weights_only=True)["step"] == 20
@@ -154,8 +182,13 @@ def test_a_cell_name_changes_with_what_its_numbers_depend_on():
     assert name.startswith("upsampled-mlp-fewer-16-")
     assert C.CellStore.name(dataclasses.replace(cfg, sides=(16, 32)), cell, "cpu") == name
     assert C.CellStore.name(dataclasses.replace(cfg, n_boot=7), cell, "cpu") == name
-    for changed in (dict(seed=1), dict(sides=(8, 16)), dict(test_points=64), dict(contrast=0.5),
-                    dict(training=M.Training(steps=21, batch=32))):  # fmt: skip
+    for changed in (
+        dict(seed=1),
+        dict(sides=(8, 16)),
+        dict(test_points=64),
+        dict(contrast=0.5),
+        dict(training=M.Training(steps=21, batch=32)),
+    ):
         assert C.CellStore.name(dataclasses.replace(cfg, **changed), cell, "cpu") != name
     assert C.CellStore.name(cfg, cell, "cuda") != name
     assert C.CellStore.name(cfg, ("upsampled", "mlp", "more", 16), "cpu") != name
@@ -183,7 +216,7 @@ def test_the_command_line_runs_exports_and_fits(torch_backend, tmp_path, capsys,
     out = capsys.readouterr().out
     assert out.count("scaling: upsampled/linear/fewer") == 5  # 16, 32, then 8, 16 and 32 read
     assert C.main(["export", folder, str(tmp_path / "scaling_x_points.jsonl.gz")]) == 0
-    from reports import gpu_scaling
+    from hdbench.reports import gpu_scaling
 
     cells = gpu_scaling.load([tmp_path / "scaling_x_points.jsonl.gz"])
     assert sorted(cells[(tmp_path.name, "upsampled", "linear", "fewer")]) == [8, 16, 32]
@@ -216,16 +249,22 @@ def test_asv_reads_the_store_named_by_the_environment(monkeypatch, tmp_path):
 
 def test_a_stored_cell_reads_back_whole_and_bad_files_are_named(tmp_path):
     store, cfg, cell = C.CellStore(tmp_path), _tiny(), ("noisy", "cnn", "fewer", 8)
-    point = {"clean_accuracy": 0.9, "attacked": 3, "l2": np.array([1.0, 2.5, 0.5]),
-             "median_l2": 1.0, "level_shares": [0.5, math.nan], "pixels_90": math.nan}  # fmt: skip
+    point = {
+        "clean_accuracy": 0.9,
+        "attacked": 3,
+        "l2": np.array([1.0, 2.5, 0.5]),
+        "median_l2": 1.0,
+        "level_shares": [0.5, math.nan],
+        "pixels_90": math.nan,
+    }
     store.store(cfg, cell, "cpu", point)
     back = store.load(cfg, cell, "cpu")
     np.testing.assert_array_equal(back["l2"], point["l2"])
     assert back["linf"].size == 0  # every per-sample key, empty where there is none
     assert math.isnan(back["pixels_90"]) and math.isnan(back["level_shares"][1])
     (record,) = store.records()
-    assert record["made_of"] == C.CellStore.made_of(cfg, cell, "cpu")
-    assert record["made_of"]["version"] == C.CELL_VERSION
+    assert record.made_of == C.CellStore.made_of(cfg, cell, "cpu")
+    assert record.made_of["version"] == C.CELL_VERSION
     # the same cell of another run in the same folder: refused, both files named
     store.store(dataclasses.replace(cfg, seed=1), cell, "cpu", point)
     twice = r"CellStore.records: expected one cell \('noisy', 'cnn', 'fewer', 8\) .* got noisy-"
@@ -260,5 +299,6 @@ def test_training_killed_outright_resumes_from_its_last_periodic_save(monkeypatc
         M.train("mlp", scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt)
     assert torch.load(ckpt, weights_only=True)["step"] == 6
     monkeypatch.setattr(M, "_cycle", cycle)
-    _same_model(M.train("mlp", scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt),
-                whole)  # fmt: skip
+    _same_model(
+        M.train("mlp", scenes, 16, "fewer", training=training, seed=3, checkpoint=ckpt), whole
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels
-from suite.experiments.data import CHUNK, FAMILIES, Scenes, power_law_field
+from hdbench import kernels
+from hdbench.suite.experiments.data import CHUNK, FAMILIES, Scenes, power_law_field
 from tests.conftest import DEVICE
 
 SIDES = (8, 16, 32, 64)
@@ -51,8 +51,9 @@ def test_a_sample_does_not_depend_on_its_batch(family):
 def test_natural_lower_sides_are_reductions_of_the_top(convention):
     r = Scenes("natural", SIDES, convention=convention).render(0, 6, DEVICE)
     for fine, coarse in zip(SIDES[:0:-1], SIDES[-2::-1], strict=True):
-        torch.testing.assert_close(kernels.pyr_down(r[fine][0], convention=convention),
-                                   r[coarse][0])  # fmt: skip
+        torch.testing.assert_close(
+            kernels.pyr_down(r[fine][0], convention=convention), r[coarse][0]
+        )
 
 
 def test_upsampled_sides_are_zero_detail_synthesis_of_the_coarse_scene():

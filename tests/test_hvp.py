@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.func import grad, jvp
 
-import kernels
-from kernels.reference import hvp as ref
-from suite.experiments import spectral
+from hdbench import kernels
+from hdbench.kernels.reference import hvp as ref
+from hdbench.suite.experiments import spectral
 from tests.conftest import DEVICE
 from tests.tolerances import TOLERANCES
 
@@ -19,10 +19,12 @@ DIMS = [(5, 7, 6, 3), (9, 17, 4)]  # odd, non-power-of-two widths; 3 and 2 layer
 def mlp(dims, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [
-        ((torch.randn(o, i, generator=g) / i**0.5).to(DEVICE, dtype),
-         (0.1 * torch.randn(o, generator=g)).to(DEVICE, dtype))
+        (
+            (torch.randn(o, i, generator=g) / i**0.5).to(DEVICE, dtype),
+            (0.1 * torch.randn(o, generator=g)).to(DEVICE, dtype),
+        )
         for i, o in zip(dims[:-1], dims[1:], strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def data(dims, loss, n=11, dtype=torch.float64, seed=1):
@@ -39,8 +41,12 @@ def unflatten(theta, params):
     # written apart from ref.split on purpose: the oracle must not share the layout under test
     out, at = [], 0
     for w, b in params:
-        out.append((theta[at : at + w.numel()].view_as(w), theta[at + w.numel() : at + w.numel()
-                    + b.numel()]))  # fmt: skip
+        out.append(
+            (
+                theta[at : at + w.numel()].view_as(w),
+                theta[at + w.numel() : at + w.numel() + b.numel()],
+            )
+        )
         at += w.numel() + b.numel()
     return out
 
@@ -68,15 +74,17 @@ def test_mlp_hvp_matches_the_full_hessian(dims, loss, activation, backend):
     # the kernels in fp32 against the fp64 Hessian
     p32, x32 = cast(params, torch.float32), x.float()
     y32 = y if loss == "ce" else y.float()
-    got = kernels.mlp_hvp(p32, x32, y32, v.float(), activation=activation, loss=loss,
-                          backend=backend)  # fmt: skip
+    got = kernels.mlp_hvp(
+        p32, x32, y32, v.float(), activation=activation, loss=loss, backend=backend
+    )
     assert got.shape == v.shape and got.dtype == torch.float32
     scale = want.abs().max()
     assert scale > 1e-2  # a non-trivial product
     torch.testing.assert_close(got.double() / scale, want / scale, **TOLERANCES[torch.float32])
     # one vector in, one out
-    single = kernels.mlp_hvp(p32, x32, y32, v[0].float(), activation=activation, loss=loss,
-                             backend=backend)  # fmt: skip
+    single = kernels.mlp_hvp(
+        p32, x32, y32, v[0].float(), activation=activation, loss=loss, backend=backend
+    )
     torch.testing.assert_close(single, got[0], **TOLERANCES[torch.float32])
 
 
@@ -89,9 +97,14 @@ def test_mlp_hvp_matches_torch_func(loss, backend):
     f = loss_fn(params, x, y, "tanh", loss)
     v = torch.randn(theta.numel(), dtype=torch.float64, device=DEVICE)
     want = jvp(grad(f), (theta,), (v,))[1]
-    got = kernels.mlp_hvp(cast(params, torch.float32), x.float(),
-                          y if loss == "ce" else y.float(), v.float(), loss=loss,
-                          backend=backend)  # fmt: skip
+    got = kernels.mlp_hvp(
+        cast(params, torch.float32),
+        x.float(),
+        y if loss == "ce" else y.float(),
+        v.float(),
+        loss=loss,
+        backend=backend,
+    )
     torch.testing.assert_close(got.double(), want, **TOLERANCES[torch.float32])
 
 
@@ -113,12 +126,18 @@ def test_gauss_newton_product(loss, activation, backend):
     )
     ggn = jac.T @ h_loss @ jac
     v = torch.randn(2, theta.numel(), dtype=torch.float64, device=DEVICE)
-    got = kernels.mlp_hvp(cast(params, torch.float32), x.float(),
-                          y if loss == "ce" else y.float(), v.float(), activation=activation,
-                          loss=loss, gauss_newton=True, backend=backend)  # fmt: skip
+    got = kernels.mlp_hvp(
+        cast(params, torch.float32),
+        x.float(),
+        y if loss == "ce" else y.float(),
+        v.float(),
+        activation=activation,
+        loss=loss,
+        gauss_newton=True,
+        backend=backend,
+    )
     scale = (v @ ggn).abs().max()
-    torch.testing.assert_close(got.double() / scale, (v @ ggn) / scale,
-                               **TOLERANCES[torch.float32])  # fmt: skip
+    torch.testing.assert_close(got.double() / scale, (v @ ggn) / scale, **TOLERANCES[torch.float32])
     assert torch.linalg.eigvalsh(ggn).min() > -1e-10  # positive semi-definite, unlike H
 
 
@@ -138,8 +157,9 @@ def test_input_hvp_matches_the_margin_hessian(dims, activation, backend):
 
         want.append(torch.autograd.functional.hessian(m, x[i]) @ v[i])
     want = torch.stack(want)
-    got = kernels.input_hvp(cast(params, torch.float32), x.float(), y, v.float(),
-                            activation=activation, backend=backend)  # fmt: skip
+    got = kernels.input_hvp(
+        cast(params, torch.float32), x.float(), y, v.float(), activation=activation, backend=backend
+    )
     scale = want.abs().max().clamp_min(1e-3)
     if activation == "relu":  # piecewise linear: no curvature at all
         assert got.abs().max() == 0
@@ -165,8 +185,9 @@ def test_low_precision_products_on_gpu(dtype, precision):
     x, y = data(dims, "ce", n=128)
     v = torch.randn(8, ref.flat_size(params), dtype=torch.float64, device=DEVICE)
     want = ref.mlp_hvp(params, x, y, v)
-    got = kernels.mlp_hvp(cast(params, dtype), x.to(dtype), y, v.to(dtype), precision=precision,
-                          backend="triton")  # fmt: skip
+    got = kernels.mlp_hvp(
+        cast(params, dtype), x.to(dtype), y, v.to(dtype), precision=precision, backend="triton"
+    )
     rel = (got.double() - want).norm() / want.norm()
     assert rel < (5e-3 if dtype == torch.float32 else 3e-2)
 
@@ -186,8 +207,11 @@ def test_errors_name_the_op_and_what_was_expected():
     x = x.float()
     p = ref.flat_size(params)
     v = torch.randn(2, p, device=DEVICE)
-    _bad(lambda: kernels.mlp_hvp(params, x, y, v[:, :-1]), ValueError,
-         f"mlp_hvp: expected v of shape (k, P) or (P,) with P = {p}")  # fmt: skip
+    _bad(
+        lambda: kernels.mlp_hvp(params, x, y, v[:, :-1]),
+        ValueError,
+        f"mlp_hvp: expected v of shape (k, P) or (P,) with P = {p}",
+    )
     _bad(lambda: kernels.mlp_hvp(params, x, y, v, activation="gelu"), ValueError, "activation")
     _bad(lambda: kernels.mlp_hvp(params, x, y, v, loss="hinge"), ValueError, "loss in")
     _bad(lambda: kernels.mlp_hvp(params, x[:, :4], y, v), ValueError, "x of shape (N, 5)")
@@ -195,16 +219,25 @@ def test_errors_name_the_op_and_what_was_expected():
     _bad(lambda: kernels.mlp_hvp(params, x, y, v, loss="mse"), TypeError, "y of dtype")
     _bad(lambda: kernels.mlp_hvp(params, x, x, v, loss="mse"), ValueError, "y of shape (11, 3)")
     _bad(lambda: kernels.mlp_hvp(params, x, y, v.double()), ValueError, "v on")
-    _bad(lambda: kernels.mlp_hvp(params[:1] + params[2:], x, y, v), ValueError,
-         "params[1] weight with 7 inputs")  # fmt: skip
+    _bad(
+        lambda: kernels.mlp_hvp(params[:1] + params[2:], x, y, v),
+        ValueError,
+        "params[1] weight with 7 inputs",
+    )
     _bad(lambda: kernels.mlp_hvp([], x, y, v), TypeError, "non-empty list")
-    _bad(lambda: kernels.mlp_hvp([(params[0][0], params[1][1])], x, y, v), ValueError,
-         "params[0] = (weight (d_out, d_in), bias (d_out,))")  # fmt: skip
+    _bad(
+        lambda: kernels.mlp_hvp([(params[0][0], params[1][1])], x, y, v),
+        ValueError,
+        "params[0] = (weight (d_out, d_in), bias (d_out,))",
+    )
     _bad(lambda: kernels.input_hvp(params, x, y, x[:, :3]), ValueError, "input_hvp: expected v")
     if DEVICE == "cpu":
         meta = [(w.to("meta"), b.to("meta")) for w, b in params]
-        _bad(lambda: kernels.mlp_hvp(params[:1] + meta[1:], x, y, v), ValueError,
-             "every parameter on cpu")  # fmt: skip
+        _bad(
+            lambda: kernels.mlp_hvp(params[:1] + meta[1:], x, y, v),
+            ValueError,
+            "every parameter on cpu",
+        )
 
 
 # ------------------------------------------------------------------ spectral tools
@@ -222,10 +255,12 @@ def test_lanczos_finds_both_ends_of_the_spectrum():
     h, eig = _random_symmetric(60, 17)
     run = spectral.lanczos(lambda v: v @ h, torch.randn(3, 60, dtype=torch.float64), 40)
     assert run.theta.shape == (3, 40)
-    torch.testing.assert_close(run.theta[:, 0], torch.full((3,), eig.min().item(),
-                               dtype=torch.float64), atol=1e-6, rtol=0)  # fmt: skip
-    torch.testing.assert_close(run.theta[:, -1], torch.full((3,), eig.max().item(),
-                               dtype=torch.float64), atol=1e-6, rtol=0)  # fmt: skip
+    torch.testing.assert_close(
+        run.theta[:, 0], torch.full((3,), eig.min().item(), dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        run.theta[:, -1], torch.full((3,), eig.max().item(), dtype=torch.float64), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(run.weights.sum(dim=1), torch.ones(3, dtype=torch.float64))
 
 
@@ -247,11 +282,13 @@ def test_lanczos_survives_an_exhausted_krylov_space():
 def test_slq_index_and_hutchinson_trace_against_eigvalsh():
     n, negative = 80, 24
     h, eig = _random_symmetric(n, negative, seed=1)
-    mean, se, _ = spectral.slq_negative_fraction(lambda v: v @ h, n, steps=30, probes=64,
-                                                 dtype=torch.float64, device="cpu")  # fmt: skip
+    mean, se, _ = spectral.slq_negative_fraction(
+        lambda v: v @ h, n, steps=30, probes=64, dtype=torch.float64, device="cpu"
+    )
     assert abs(mean.item() - negative / n) < 4 * se.item() + 0.02
-    tr, tr_se = spectral.hutchinson_trace(lambda v: v @ h, n, probes=256, dtype=torch.float64,
-                                          device="cpu")  # fmt: skip
+    tr, tr_se = spectral.hutchinson_trace(
+        lambda v: v @ h, n, probes=256, dtype=torch.float64, device="cpu"
+    )
     assert abs(tr.item() - eig.sum().item()) < 4 * tr_se.item()
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from suite.experiments import landscape as L
+from hdbench.suite.experiments import landscape as L
 
 TRIALS = 40_000
 
@@ -113,9 +113,10 @@ def test_rejected_starts_say_whether_they_stalled_in_a_flat_region():
         value=lambda x: x[:, 1] ** 2 / 2 + 1e-3 * x[:, 0],
         grad=lambda x: torch.stack([torch.full_like(x[:, 0], 1e-3), x[:, 1]], dim=1),
         hessian=lambda x: torch.diag(torch.tensor([0.0, 1.0], dtype=x.dtype)).expand(
-            x.shape[0], 2, 2),
+            x.shape[0], 2, 2
+        ),
         period=None,
-    )  # fmt: skip
+    )
     starts = torch.tensor([[0.3, 2.0], [-1.0, -0.5]], dtype=torch.float64)
     stalled = L.find_critical_points(slope, starts, steps=30, threshold=1e-6)
     assert stalled.rejected == 2 and stalled.points.shape[0] == 0

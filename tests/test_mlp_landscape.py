@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from suite.experiments import landscape as L
-from suite.experiments import mlp_landscape as ML
-from suite.experiments import spectral
+from hdbench.suite.experiments import landscape as L
+from hdbench.suite.experiments import mlp_landscape as ML
+from hdbench.suite.experiments import spectral
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,9 @@ def _one_thread():
 
 
 def _autograd_hessian(f: L.Landscape, x: torch.Tensor) -> torch.Tensor:
-    return torch.stack([torch.autograd.functional.hessian(lambda p: f.value(p[None])[0], p)
-                        for p in x])  # fmt: skip
+    return torch.stack(
+        [torch.autograd.functional.hessian(lambda p: f.value(p[None])[0], p) for p in x]
+    )
 
 
 def test_fourier_field_derivatives_match_autograd():
@@ -129,20 +130,21 @@ def test_lanczos_index_matches_the_dense_eigendecomposition_on_a_small_mlp():
         op = spectral.mlp_operator(params, f.x, f.y, activation="tanh", loss="mse")
         eig = torch.linalg.eigvalsh(spectral.dense_matrix(op, f.n_params, torch.float64, "cpu"))
         # full Krylov space (steps = P): the Ritz values are the eigenvalues
-        run = spectral.lanczos(op, spectral.rademacher(1, f.n_params, torch.float64, "cpu"),
-                               f.n_params)  # fmt: skip
+        run = spectral.lanczos(
+            op, spectral.rademacher(1, f.n_params, torch.float64, "cpu"), f.n_params
+        )
         tol = ML.INDEX_TOL
         assert int((run.theta[0] < -tol).sum()) == int((eig < -tol).sum())
-        idx = spectral.mlp_index(params, f.x, f.y, activation="tanh", loss="mse",
-                                 steps=f.n_params, probes=16, tol=tol)  # fmt: skip
+        idx = spectral.mlp_index(
+            params, f.x, f.y, activation="tanh", loss="mse", steps=f.n_params, probes=16, tol=tol
+        )
         assert idx.lambda_min == pytest.approx(float(eig[0]), abs=1e-8)
         want = float((eig < -tol).double().mean())
         assert abs(idx.fraction - want) <= 4 * idx.fraction_se + 1e-9
 
 
 def test_mlp_critical_points_are_critical_and_classified_consistently():
-    run = ML.mlp_critical_points(2, starts=6, train_steps=300, newton_steps=100, samples=12,
-                                 seed=2)  # fmt: skip
+    run = ML.mlp_critical_points(2, starts=6, train_steps=300, newton_steps=100, samples=12, seed=2)
     n = run.loss.numel()
     assert 1 <= n <= run.starts - run.rejected
     assert (run.grad_norm <= run.threshold).all()
@@ -196,7 +198,7 @@ def _asv_benchmark(cls: type, method: str):
     """The benchmark object asv's discovery builds for ``cls.method``."""
     from asv_runner.benchmarks.track import TrackBenchmark
 
-    from suite import bench_saddles as bs
+    from hdbench.suite import bench_saddles as bs
 
     instance = cls()
     func = getattr(instance, method)
@@ -204,13 +206,15 @@ def _asv_benchmark(cls: type, method: str):
 
 
 def test_classes_share_one_setup_cache_with_its_timeout():
-    from suite import bench_saddles as bs
+    from hdbench.suite import bench_saddles as bs
 
     pairs = [
         ((bs.TrackRandomMatrix, "track_p_minimum"), (bs.TrackDecayRate, "track_decay_rate")),
-        ((bs.TrackGaussianField, "track_p_minimum"),
-         (bs.TrackGaussianFieldDecayRate, "track_decay_rate")),
-    ]  # fmt: skip
+        (
+            (bs.TrackGaussianField, "track_p_minimum"),
+            (bs.TrackGaussianFieldDecayRate, "track_decay_rate"),
+        ),
+    ]
     keys = []
     for a, b in pairs:
         first, second = _asv_benchmark(*a), _asv_benchmark(*b)
@@ -219,22 +223,30 @@ def test_classes_share_one_setup_cache_with_its_timeout():
         keys.append(first.setup_cache_key)
         for bench, (cls, _) in ((first, a), (second, b)):
             assert bench.setup_cache_timeout >= cls.timeout >= 600
-    mlp = [_asv_benchmark(bs.TrackMLPCritical, "track_p_minimum"),
-           _asv_benchmark(bs.TrackMLPSearch, "track_found"),
-           _asv_benchmark(bs.TrackMLPIndexLoss, "track_index_loss_correlation")]  # fmt: skip
+    mlp = [
+        _asv_benchmark(bs.TrackMLPCritical, "track_p_minimum"),
+        _asv_benchmark(bs.TrackMLPSearch, "track_found"),
+        _asv_benchmark(bs.TrackMLPIndexLoss, "track_index_loss_correlation"),
+    ]
     assert len({b.setup_cache_key for b in mlp}) == 1
     assert len({*keys, mlp[0].setup_cache_key}) == 3
     assert all(b.setup_cache_timeout >= 600 for b in mlp)
     field_search = _asv_benchmark(bs.TrackGaussianFieldSearch, "track_found")
     assert field_search.setup_cache_key == keys[1]
-    for cls in (bs.TrackGaussianField, bs.TrackGaussianFieldSearch, bs.TrackGaussianFieldDecayRate,
-                bs.TrackMLPCritical, bs.TrackMLPSearch, bs.TrackMLPIndexLoss):  # fmt: skip
+    for cls in (
+        bs.TrackGaussianField,
+        bs.TrackGaussianFieldSearch,
+        bs.TrackGaussianFieldDecayRate,
+        bs.TrackMLPCritical,
+        bs.TrackMLPSearch,
+        bs.TrackMLPIndexLoss,
+    ):
         assert isinstance(cls.version, str) and cls.version
 
 
 def test_field_and_mlp_benchmarks_track_the_run(monkeypatch: pytest.MonkeyPatch):
-    from suite import bench_saddles as bs
-    from suite import common
+    from hdbench.suite import bench_saddles as bs
+    from hdbench.suite import common
 
     monkeypatch.setattr(common, "device", lambda: "cpu")
     monkeypatch.setattr(bs, "CPU_MAX_FIELD_D", 3)

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels
-from kernels import pyramid as pyr
-from kernels.reference import pyramid as ref
+from hdbench import kernels
+from hdbench.kernels import pyramid as pyr
+from hdbench.kernels.reference import pyramid as ref
 from tests.conftest import DEVICE, DTYPES
 from tests.tolerances import REDUCTION, TOLERANCES
 
@@ -86,8 +86,11 @@ def test_max_levels():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_pyr_down_matches_reference(convention, size, dtype, backend):
     x = _image(*size, dtype)
-    _close(kernels.pyr_down(x, convention=convention, backend=backend),
-           ref.pyr_down(x, convention), dtype)  # fmt: skip
+    _close(
+        kernels.pyr_down(x, convention=convention, backend=backend),
+        ref.pyr_down(x, convention),
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -101,8 +104,11 @@ def test_pyr_up_matches_reference(convention, size, odd, dtype, backend):
     if target is not None and min(target) < 1:
         target = (2 * h, 2 * w + step) if 2 * w + step >= 1 else None
     x = _image(h, w, dtype)
-    _close(kernels.pyr_up(x, target, convention=convention, backend=backend),
-           ref.pyr_up(x, target, convention), dtype)  # fmt: skip
+    _close(
+        kernels.pyr_up(x, target, convention=convention, backend=backend),
+        ref.pyr_up(x, target, convention),
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("convention, size", VALID, ids=str)
@@ -136,8 +142,10 @@ def test_reconstruct_in_low_precision_is_exact_to_its_rounding(dtype, backend):
 def test_non_contiguous_input(backend):
     x = _image(20, 34)[:, :, ::2, 1::2]  # 10 x 17 strided view
     _close(kernels.pyr_down(x, backend=backend), ref.pyr_down(x.contiguous()))
-    _close(kernels.pyr_up(x.transpose(-1, -2), backend=backend),
-           ref.pyr_up(x.transpose(-1, -2).contiguous()))  # fmt: skip
+    _close(
+        kernels.pyr_up(x.transpose(-1, -2), backend=backend),
+        ref.pyr_up(x.transpose(-1, -2).contiguous()),
+    )
 
 
 # ------------------------------------------------------------------ against kornia and OpenCV
@@ -191,8 +199,9 @@ def test_opencv_convention_matches_opencv(size, backend):
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
-@pytest.mark.parametrize("src, dst", [((5, 8), (17, 31)), ((8, 8), (64, 64)), ((4, 4), (4, 4))],
-                         ids=str)  # fmt: skip
+@pytest.mark.parametrize(
+    "src, dst", [((5, 8), (17, 31)), ((8, 8), (64, 64)), ((4, 4), (4, 4))], ids=str
+)
 def test_resample_up_is_zero_detail_synthesis(convention, src, dst, backend):
     if convention == "kornia":  # kornia's chain through 17 x 31 is 8 x 15, 4 x 7, ...
         src = kernels.pyramid_sizes(*dst, 3, convention)[-1] if src != dst else src
@@ -247,8 +256,10 @@ def test_torch_backend_compiled_matches_eager(monkeypatch):
     torch.testing.assert_close(
         kernels.level_energy(x, 4, backend="torch"), ref.level_energy(x, 4), **REDUCTION
     )
-    _close(kernels.resample(x[..., :5, :8], (17, 31), backend="torch"),
-           ref.resample(x[..., :5, :8], (17, 31)))  # fmt: skip
+    _close(
+        kernels.resample(x[..., :5, :8], (17, 31), backend="torch"),
+        ref.resample(x[..., :5, :8], (17, 31)),
+    )
 
 
 # ------------------------------------------------------------------ errors

@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from suite.experiments import analysis as A
-from suite.experiments import attacks
-from suite.experiments import models as M
-from suite.experiments import scaling as S
-from suite.experiments.data import Scenes
+from hdbench.suite.experiments import analysis as A
+from hdbench.suite.experiments import attacks, line_search
+from hdbench.suite.experiments import deepfool as deepfool_search
+from hdbench.suite.experiments import models as M
+from hdbench.suite.experiments import scaling as S
+from hdbench.suite.experiments.data import Scenes
 
 
 def _linear(d: int, k: int, seed: int = 0) -> M.LinearClassifier:
@@ -113,8 +114,9 @@ def test_deepfool_flips_at_the_reported_norm_and_not_just_short_of_it(refine, us
     # the boundary lies within tol of the reported point along its direction (the point 0.9 of
     # the way to it must not flip; the search's own bound is tighter)
     assert (_labelled(model, (x + (1 - 2 * tol) * delta)[ok]) == y[ok]).all()
-    torch.testing.assert_close(res.norms.l2[ok], delta[ok].flatten(1).norm(dim=1), rtol=1e-4,
-                               atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(
+        res.norms.l2[ok], delta[ok].flatten(1).norm(dim=1), rtol=1e-4, atol=1e-6
+    )
     assert torch.isnan(res.norms.l2[~ok]).all()
 
 
@@ -128,8 +130,9 @@ def test_deepfool_through_the_stem_matches_the_whole_model():
     without = attacks.deepfool(model, x, y, use_stem=False)
     both = with_stem.success & without.success
     assert both.float().mean() >= 0.9
-    torch.testing.assert_close(with_stem.norms.l2[both], without.norms.l2[both], rtol=2e-3,
-                               atol=1e-6)  # fmt: skip
+    torch.testing.assert_close(
+        with_stem.norms.l2[both], without.norms.l2[both], rtol=2e-3, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -180,16 +183,18 @@ def test_boundary_search_brackets_a_known_crossing(window, shape):
     # false-position roots and the window far from c, so the Illinois fallback finishes the rows
     gen = torch.Generator().manual_seed(11)
     c = 0.02 + 0.96 * torch.rand(64, generator=gen)
-    curve = {"straight": lambda t, c: t - c,
-             "curved": lambda t, c: (t - c) * (1 + 8 * t**2),
-             "steep": lambda t, c: torch.tanh(40 * (t - c)) + 0.01 * (t - c)}[shape]  # fmt: skip
+    curve = {
+        "straight": lambda t, c: t - c,
+        "curved": lambda t, c: (t - c) * (1 + 8 * t**2),
+        "steep": lambda t, c: torch.tanh(40 * (t - c)) + 0.01 * (t - c),
+    }[shape]
 
     def margin_at(t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         return curve(t, (c if rows is None else c[rows])[:, None])
 
     tol = 1e-3
     f0, f1 = curve(torch.zeros(64), c), curve(torch.ones(64), c)
-    hi, fhi = attacks._boundary(margin_at, f0, f1, tol=tol, window=window)
+    hi, fhi = line_search._boundary(margin_at, f0, f1, tol=tol, window=window)
     torch.testing.assert_close(fhi, curve(hi, c))
     assert (fhi > 0).all() and (hi >= c).all()
     assert (hi * (1 - tol) <= c).all(), (hi / c - 1).max()  # within tol of the crossing
@@ -238,22 +243,22 @@ def _binary_problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 def _spy_on_pixels(monkeypatch) -> list[int]:
     calls = []
-    in_pixels = attacks._deepfool_in_pixels
+    in_pixels = deepfool_search._deepfool_in_pixels
 
     def spy(search, x0, **kw):
         calls.append(len(x0))
         return in_pixels(search, x0, **kw)
 
-    monkeypatch.setattr(attacks, "_deepfool_in_pixels", spy)
+    monkeypatch.setattr(deepfool_search, "_deepfool_in_pixels", spy)
     return calls
 
 
-@pytest.mark.parametrize("push", [(), attacks.BOX_PUSH])
+@pytest.mark.parametrize("push", [(), deepfool_search.BOX_PUSH])
 def test_deepfool_in_the_stem_where_the_box_bites(monkeypatch, push):
     # ends the box held short are pushed further along their direction; those still short (all
     # of them without the push) go to DeepFool in pixels
     model, x, y = _binary_problem()
-    monkeypatch.setattr(attacks, "BOX_PUSH", push)
+    monkeypatch.setattr(deepfool_search, "BOX_PUSH", push)
     calls = _spy_on_pixels(monkeypatch)
     res = attacks.deepfool(model, x, y, clamp=(0.0, 1.0))
     if push:
@@ -369,9 +374,15 @@ def test_the_control_case_gives_its_known_slopes_and_means():
 
 @pytest.mark.parametrize(
     ("low", "high", "expected"),
-    [(-0.7, -0.4, "agrees"), (-0.6, -0.41, "agrees"), (-0.29, 0.1, "disagrees"),
-     (-0.3, 0.1, "inconclusive"), (-0.5, -0.39, "inconclusive"), (0.2, 0.5, "disagrees")],
-)  # fmt: skip
+    [
+        (-0.7, -0.4, "agrees"),
+        (-0.6, -0.41, "agrees"),
+        (-0.29, 0.1, "disagrees"),
+        (-0.3, 0.1, "inconclusive"),
+        (-0.5, -0.39, "inconclusive"),
+        (0.2, 0.5, "disagrees"),
+    ],
+)
 def test_verdict_rule(low, high, expected):
     assert A.verdict(low, high) == expected
 
@@ -419,8 +430,20 @@ def test_a_point_attacked_in_slices_matches_one_pass(torch_backend, model):
     sliced = S._point(trained.model, model, x, y, None, 0.6, batch_pixels=9 * 256)
     assert "skipped" not in whole and whole["attacked"] > 9
     assert whole["attacked"] == sliced["attacked"]
-    for key in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n", "level_shares", "grad_l2",
-                "grad_l1", "pixels_90", "success_rate", "success_rate_linf"):  # fmt: skip
+    for key in (
+        "l2",
+        "l2_area",
+        "linf",
+        "m",
+        "margin",
+        "eps_m_n",
+        "level_shares",
+        "grad_l2",
+        "grad_l1",
+        "pixels_90",
+        "success_rate",
+        "success_rate_linf",
+    ):
         np.testing.assert_allclose(sliced[key], whole[key], rtol=1e-4, err_msg=key)
 
 
@@ -431,9 +454,16 @@ def test_every_model_family_takes_images_and_returns_logits(model):
 
 
 def _tiny(**changes) -> S.Config:
-    base = S.Config(name="tiny", sides=(8, 16, 32), models=("linear", "mlp"), test_points=32,
-                    more_max_side=16, training=M.Training(steps=30, batch=32),
-                    families=("upsampled",), n_boot=200)  # fmt: skip
+    base = S.Config(
+        name="tiny",
+        sides=(8, 16, 32),
+        models=("linear", "mlp"),
+        test_points=32,
+        more_max_side=16,
+        training=M.Training(steps=30, batch=32),
+        families=("upsampled",),
+        n_boot=200,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -473,8 +503,14 @@ def test_a_model_that_did_not_learn_is_not_attacked(torch_backend):
 
 
 def test_the_cnn_family_learns_and_is_attacked(torch_backend):
-    res = S.run(_tiny(models=("cnn",), sides=(8, 16), regimes=("fewer",),
-                      training=M.Training(steps=60, batch=32)))  # fmt: skip
+    res = S.run(
+        _tiny(
+            models=("cnn",),
+            sides=(8, 16),
+            regimes=("fewer",),
+            training=M.Training(steps=60, batch=32),
+        )
+    )
     for side in (8, 16):
         p = res["points"][("upsampled", "cnn", "fewer", side)]
         assert "skipped" not in p and p["clean_accuracy"] > 0.8

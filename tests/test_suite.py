@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels.reference import hvp as ref_hvp
-from kernels.reference import pyramid as ref_pyramid
-from suite import bench_attack as ba
-from suite import bench_hvp as bh
-from suite import bench_pyramid as bp
-from suite import common, machine
+from hdbench.kernels.reference import hvp as ref_hvp
+from hdbench.kernels.reference import pyramid as ref_pyramid
+from hdbench.suite import bench_attack as ba
+from hdbench.suite import bench_hvp as bh
+from hdbench.suite import bench_pyramid as bp
+from hdbench.suite import common, machine, timing
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_IMPLS = [i for i in ba.IMPLS if i != "triton"]
@@ -85,7 +85,7 @@ def test_register_is_idempotent_and_asv_reads_it(tmp_path: Path) -> None:
 def test_machine_cli_prints_only_the_name(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     out = subprocess.run(
-        [sys.executable, "-m", "suite.machine", "--path", str(path)],
+        [sys.executable, "-m", "hdbench.suite.machine", "--path", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -117,7 +117,7 @@ def test_skips(cpu: str) -> None:
         lambda: common.require_impl("hdbench_triton", "cpu"),
         lambda: common.require_cuda(),
         lambda: common.require_module("hdbench_no_such_module"),
-        lambda: common.copy_bandwidth_gbps(),
+        lambda: timing.copy_bandwidth_gbps(),
     ):
         with pytest.raises(NotImplementedError):
             call()
@@ -126,8 +126,8 @@ def test_skips(cpu: str) -> None:
 
 
 def test_gbps() -> None:
-    assert common.gbps(2e9, 1000.0) == pytest.approx(2.0)
-    assert common.gbps(1e6, 1.0) == pytest.approx(1.0)
+    assert timing.gbps(2e9, 1000.0) == pytest.approx(2.0)
+    assert timing.gbps(1e6, 1.0) == pytest.approx(1.0)
 
 
 def test_min_bytes() -> None:
@@ -271,7 +271,7 @@ def test_suite_imports_without_triton() -> None:
     """Discovery and skips work where no triton wheel exists (None in sys.modules hides it)."""
     code = (
         "import sys; sys.modules['triton'] = None\n"
-        "from suite import bench_attack as ba, common\n"
+        "from hdbench.suite import bench_attack as ba, common\n"
         "assert not common.triton_available()\n"
         "common.cuda_available = lambda: False\n"
         "try:\n"
@@ -405,10 +405,10 @@ def test_hvp_flops() -> None:
 
 def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     """A GPU combination's entry: the measurement, a skip (no peer, OOM) or a failure."""
-    monkeypatch.setattr(common, "sync", lambda dev: None)
+    monkeypatch.setattr(timing, "sync", lambda dev: None)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     calls = []
-    entry = common.measured(
+    entry = timing.measured(
         lambda: lambda: calls.append(1), lambda fn: {"ms": 1.5, "n": len(calls)}
     )
     assert entry == {"ms": 1.5, "n": 2}  # warmed twice before measuring
@@ -416,7 +416,7 @@ def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) ->
     def missing():
         common.skip("kornia has no reconstruct")
 
-    assert common.measured(missing, dict) == {
+    assert timing.measured(missing, dict) == {
         "error": "NotImplementedError: kornia has no reconstruct",
         "skip": True,
     }
@@ -424,7 +424,7 @@ def test_measured_keeps_numbers_and_failures(monkeypatch: pytest.MonkeyPatch) ->
     def broken():
         raise RuntimeError("illegal memory access")
 
-    assert common.measured(lambda: broken, dict)["skip"] is False
+    assert timing.measured(lambda: broken, dict)["skip"] is False
 
 
 def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
@@ -432,7 +432,7 @@ def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
 ) -> None:
     """Rows carry their params by name; a failing group keeps its error and the next one still
     runs; once the budget is spent no group starts; the file is written after every group."""
-    from suite import gpu_snapshot as gs
+    from hdbench.suite import gpu_snapshot as gs
 
     monkeypatch.setattr(gs, "header", lambda budget: {"device": "fake", "groups": {}})
     out = tmp_path / "snap.json"
@@ -451,8 +451,12 @@ def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
 
     clock = [0.0]
     monkeypatch.setattr(gs.time, "perf_counter", lambda: clock[0])
-    groups = [("a", "ops", ("op", "impl"), measure_a), ("b", "broken", ("x",), broken),
-              ("c", "slow", ("k",), slow), ("d", "never", ("k",), slow)]  # fmt: skip
+    groups = [
+        ("a", "ops", ("op", "impl"), measure_a),
+        ("b", "broken", ("x",), broken),
+        ("c", "slow", ("k",), slow),
+        ("d", "never", ("k",), slow),
+    ]
     data = gs.snapshot(str(out), budget=50.0, log=lambda m: None, groups=groups)
     assert json.loads(out.read_text()) == json.loads(json.dumps(data))
     assert out.stat().st_mode & 0o777 == 0o644  # readable by all, as the report's files
@@ -470,7 +474,7 @@ def test_gpu_snapshot_keeps_each_group_and_stops_at_the_budget(
 def test_gpu_snapshot_groups_name_every_param() -> None:
     """Each group's param names match its measurement's keys (checked on the real functions'
     grids without a GPU: the key tuples' lengths are the benchmarks' param counts)."""
-    from suite import gpu_snapshot as gs
+    from hdbench.suite import gpu_snapshot as gs
 
     names = {name: params for name, _, params, _ in gs.GROUPS}
     assert names["attack_ops"] == tuple(ba.TrackAttackOpsGPU.param_names)
@@ -484,7 +488,7 @@ def test_gpu_snapshot_groups_name_every_param() -> None:
 
 
 def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from suite import bench_saddles as bs
+    from hdbench.suite import bench_saddles as bs
 
     monkeypatch.setattr(bs, "TRIALS", 4000)
     monkeypatch.setattr(bs, "TORUS_DS", (1, 2))
@@ -521,6 +525,7 @@ def test_saddle_benchmarks_track_the_run(cpu: str, monkeypatch: pytest.MonkeyPat
     torus = bs.TrackTorusFinder().setup_cache()
     finder = bs.TrackTorusFinder()
     for d in (1, 2):
+        finder.setup(torus, d)  # asv calls setup before each track method
         assert (
             finder.track_found(torus, d)
             == finder.track_exact_count(torus, d)
@@ -559,10 +564,12 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
     assert medians["hdbench_deepfool"] <= medians["foolbox_deepfool"] * (1 + 1e-4)
     assert medians["hdbench_deepfool_refined"] <= medians["hdbench_deepfool"] * (1 + 1e-6)
     assert medians["hdbench_deepfool_refined_eager"] == pytest.approx(
-        medians["hdbench_deepfool_refined"], rel=1e-5)  # fmt: skip
+        medians["hdbench_deepfool_refined"], rel=1e-5
+    )
     # through the affine stem or the whole model: the same search up to the bracket's width
-    assert medians["hdbench_deepfool_blackbox"] == pytest.approx(medians["hdbench_deepfool"],
-                                                                rel=2e-3)  # fmt: skip
+    assert medians["hdbench_deepfool_blackbox"] == pytest.approx(
+        medians["hdbench_deepfool"], rel=2e-3
+    )
     with pytest.raises(ValueError, match="minimal_search: expected impl in"):
         ba.minimal_search("cleverhans", cache["problems"][16])
     # the speed-ups: the ratio of the two medians that each interleaved run measured
@@ -572,7 +579,7 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
         timed.append(list(fns))
         return {name: float(i + 1) for i, name in enumerate(fns)}  # ours 1 ms, the peer's 2
 
-    monkeypatch.setattr(ba.common, "interleaved_ms", interleaved_ms)
+    monkeypatch.setattr(ba.timing, "interleaved_ms", interleaved_ms)
     speed_cache = ba.TrackMinimalL2Speedup().setup_cache()
     assert timed == [[ba.SPEEDUP_SEARCH, peer] for peer in ba.SPEEDUP_PEERS]
     for peer in ba.SPEEDUP_PEERS:
@@ -585,14 +592,14 @@ def test_minimal_l2_searches_run_and_ours_is_no_worse(cpu: str, monkeypatch) -> 
 def test_interleaved_ms_takes_turns(rounds: int, budget_s: float, expected: int) -> None:
     calls: list[str] = []
     fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
-    ms = common.interleaved_ms(fns, "cpu", rounds=rounds, budget_s=budget_s)
+    ms = timing.interleaved_ms(fns, "cpu", rounds=rounds, budget_s=budget_s)
     assert set(ms) == set(fns) and all(v >= 0 for v in ms.values())
     # each round calls every function once, in the order reversed every other round; a budget
     # already spent stops it after three rounds
     turn = ["a", "b", "c"]
     assert calls == [n for r in range(expected) for n in (turn if r % 2 == 0 else turn[::-1])]
     with pytest.raises(ValueError, match=r"interleaved_ms: expected rounds >= 3"):
-        common.interleaved_ms(fns, "cpu", rounds=2, budget_s=1.0)
+        timing.interleaved_ms(fns, "cpu", rounds=2, budget_s=1.0)
 
 
 def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -601,12 +608,17 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     from asv_runner.benchmarks._base import get_setup_cache_key
     from asv_runner.benchmarks.mark import SkipNotImplemented
 
-    from suite import bench_scaling as bsc
-    from suite.experiments import models as M
-    from suite.experiments import scaling as S
+    from hdbench.suite import bench_scaling as bsc
+    from hdbench.suite.experiments import models as M
+    from hdbench.suite.experiments import scaling as S
 
-    classes = (bsc.TrackScaling, bsc.TrackScalingSlope, bsc.TrackGoodfellow, bsc.TrackControl,
-               bsc.TrackScalingRun)  # fmt: skip
+    classes = (
+        bsc.TrackScaling,
+        bsc.TrackScalingSlope,
+        bsc.TrackGoodfellow,
+        bsc.TrackControl,
+        bsc.TrackScalingRun,
+    )
     assert len({get_setup_cache_key(c.setup_cache) for c in classes}) == 1
     for c in classes:
         assert isinstance(c.version, str) and c.timeout >= bsc.scaling_results.timeout
@@ -614,9 +626,14 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
         {*S.SIZES["cpu"].sides, *S.SIZES["gpu"].sides}
     )
     tiny = dataclasses.replace(
-        S.SIZES["cpu"], sides=(8, 16, 32), test_points=32, more_max_side=16, n_boot=100,
-        families=("upsampled",), training=M.Training(steps=30, batch=32),
-    )  # fmt: skip
+        S.SIZES["cpu"],
+        sides=(8, 16, 32),
+        test_points=32,
+        more_max_side=16,
+        n_boot=100,
+        families=("upsampled",),
+        training=M.Training(steps=30, batch=32),
+    )
     monkeypatch.setattr(S, "config", lambda dev: tiny)
     monkeypatch.setenv("HDBENCH_BACKEND", "torch")
     results = bsc.TrackScalingSlope().setup_cache()  # as asv calls it: on an instance

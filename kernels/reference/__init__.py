@@ -3,7 +3,7 @@
 Never imports triton.
 """
 
-from kernels.reference import hvp, pyramid
-from kernels.reference.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
+from hdbench.kernels.reference import hvp, pyramid
+from hdbench.kernels.reference.attack import Norms, fgsm, linear_fgsm, perturbation_norms, pgd_step
 
 __all__ = ["Norms", "fgsm", "linear_fgsm", "perturbation_norms", "pgd_step", "pyramid", "hvp"]

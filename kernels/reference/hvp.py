@@ -78,7 +78,7 @@ def loss_value(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor
     return 0.5 * (logits - y).pow(2).sum(dim=1).mean()
 
 
-def _loss_grad_and_hessian_product(logits, y, r_logits, loss):
+def loss_grad_and_hessian_product(logits, y, r_logits, loss):
     """dL/df (N, d_L) and H_loss Rf (k, N, d_L), both with the 1/N of the mean."""
     n = logits.shape[0]
     if loss == "ce":
@@ -110,7 +110,7 @@ def mlp_hvp(
             rz = rz + r_a @ w.T
         r_z.append(rz)
         r_a = d1 * rz if d1 is not None else None
-    g, r_delta = _loss_grad_and_hessian_product(logits, y, r_z[-1], loss)
+    g, r_delta = loss_grad_and_hessian_product(logits, y, r_z[-1], loss)
     delta = g
     out = []
     for i in range(len(params) - 1, -1, -1):

@@ -24,16 +24,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-PREDICTED = -0.5
-# reading -> (norm, variable); the paper's slope is -1/2 against the variable in every reading
-READINGS = {
-    "l2_N": ("l2", "N"),
-    "l2_R": ("l2", "R"),
-    "l2_area_N": ("l2_area", "N"),
-    "l2_area_R": ("l2_area", "R"),
-}
+# reading -> (norm, variable, label); the paper's slope is -1/2 against the variable in each
+from hdbench.results.vocabulary import PREDICTED, READINGS, VERDICT_CODES  # noqa: F401
+
 GOODFELLOW_PREDICTIONS = (-1.0, -0.5, 0.0)
-VERDICT_CODES = {"agrees": 1, "inconclusive": 0, "disagrees": -1}
 
 
 class Slope(NamedTuple):
@@ -89,13 +83,17 @@ def loglog_slope(
     stat = _statistic(statistic)
     x = np.asarray(xs, dtype=np.float64)
     if x.ndim != 1 or len(samples) != x.size or np.unique(x).size < 2 or (x <= 0).any():
-        raise ValueError(f"{op}: expected >= 2 distinct positive xs and one sample array per x, "
-                         f"got xs={list(xs)} and {len(samples)} arrays")  # fmt: skip
+        raise ValueError(
+            f"{op}: expected >= 2 distinct positive xs and one sample array per x, "
+            f"got xs={list(xs)} and {len(samples)} arrays"
+        )
     arrays = [np.asarray(s, dtype=np.float64).ravel() for s in samples]
     for xi, a in zip(x, arrays, strict=True):
         if a.size == 0 or not np.isfinite(a).all() or (a <= 0).any():
-            raise ValueError(f"{op}: expected finite positive samples at x = {xi:g}, got "
-                             f"{a.size} values (min {a.min() if a.size else 'n/a'})")  # fmt: skip
+            raise ValueError(
+                f"{op}: expected finite positive samples at x = {xi:g}, got "
+                f"{a.size} values (min {a.min() if a.size else 'n/a'})"
+            )
     logx = np.log(x)
     value = float(_fit(logx, np.log([stat(a) for a in arrays])))
     rng = np.random.default_rng(seed)
@@ -123,7 +121,7 @@ def against(reading: str, side: int, channels: int = 1) -> float:
     """The abscissa of `reading` at `side`: the pixel count N = channels * side^2, or R = side."""
     if reading not in READINGS:
         raise ValueError(f"against: expected reading in {tuple(READINGS)}, got {reading!r}")
-    return float(side) if READINGS[reading][1] == "R" else float(channels * side * side)
+    return float(side) if READINGS[reading].variable == "R" else float(channels * side * side)
 
 
 def nearest_prediction(slope: Slope) -> tuple[float, bool]:

@@ -15,10 +15,11 @@ side) from different runs.
 The GPU size is near an hour on an H200, its CNN cells at sides 512 and 1024 minutes each, so
 this is how it runs in pieces::
 
-    python -m suite.experiments.cells run DIR --families natural --models cnn --min-side 512 \\
-        --budget 540           # exit status 3: the budget stopped it; the same command resumes
-    python -m suite.experiments.cells export DIR scaling_natural_points.jsonl.gz
-    python -m suite.experiments.cells fit DIR
+    python -m hdbench.suite.experiments.cells run DIR --families natural --models cnn \\
+        --min-side 512 --budget 540    # exit status 3: the budget stopped it; run it again
+    python -m hdbench.suite.experiments.cells export DIR OUT/scaling_natural_points.jsonl.gz
+    python -m hdbench.suite.experiments.cells fit OUT/scaling_*points.jsonl.gz \\
+        --out OUT/scaling_fit.json     # the experiment's fit, which the report shows
 
 ``run`` takes the device's size (``scaling.config``) restricted to the families, models,
 regimes and sides given, and computes each cell the store lacks; with ``--budget`` it stops
@@ -27,7 +28,7 @@ seconds are predicted from the same model's smaller sides, by pixels; one predic
 longer than the whole budget starts all the same, since waiting cannot help it). The budget is
 soft: the first side of a model has no prediction, and a new process compiles the search (some
 15 s on a CPU), so leave room for one attack beyond it. ``export`` writes every finished cell as
-a line of the JSON-lines file that the report's "Scaling on a GPU" page reads from
+a line of the JSON-lines file that the report's scaling page (its GPU-size sections) reads from
 ``reports/measurements/``; ``fit`` prints the experiment's slopes and verdicts over them.
 ``asv run`` with ``HDBENCH_SCALING_CELLS=DIR`` (an absolute path) reads and fills the same store.
 """
@@ -37,51 +38,58 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import gzip
 import hashlib
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from suite.common import write_atomic
+from hdbench.results.cells import (
+    FIT_FILE,
+    PER_SAMPLE,
+    Cell,
+    CellFolder,
+    CellRecord,
+    ScalingFit,
+    SlopeRow,
+    read_points,
+    write_points,
+)
+from hdbench.results.vocabulary import READINGS, VERDICT_CODES, VERDICTS
 
 # bumped whenever a change to the code changes a cell's numbers: cells of other versions are
 # not read back
 CELL_VERSION = "1"
 CELLS_ENV = "HDBENCH_SCALING_CELLS"
-PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # a point's per-sample arrays
 STOPPED = 3  # ``run``'s exit status when its budget stopped it
+__all__ = ["PER_SAMPLE", "CellStore", "as_point", "fit", "not_run"]
 
 
-Cell = tuple[str, str, str, int]  # (family, model, regime, side)
-
-
-class CellStore:
+class CellStore(CellFolder):
     """Finished cells, and the training checkpoints of unfinished ones, in `folder`. A cell is
     addressed by the run's ``scaling.Config``, the cell and the device."""
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise ValueError(f"CellStore: expected a folder, got the file {self.folder}")
 
     @staticmethod
     def made_of(cfg: Any, cell: Cell, device: str) -> dict[str, Any]:
         """What the numbers of `cell` in the run `cfg` on `device` depend on."""
         return {
-            "version": CELL_VERSION, "cell": list(cell), "largest_side": max(cfg.sides),
-            "seed": cfg.seed, "classes": cfg.classes, "contrast": cfg.contrast,
-            "test_points": cfg.test_points, "training": dataclasses.asdict(cfg.training),
-            "batch_pixels": cfg.batch_pixels, "device": torch.device(device).type,
-        }  # fmt: skip
+            "version": CELL_VERSION,
+            "cell": list(cell),
+            "largest_side": max(cfg.sides),
+            "seed": cfg.seed,
+            "classes": cfg.classes,
+            "contrast": cfg.contrast,
+            "test_points": cfg.test_points,
+            "training": dataclasses.asdict(cfg.training),
+            "batch_pixels": cfg.batch_pixels,
+            "device": torch.device(device).type,
+        }
 
     @classmethod
     def name(cls, cfg: Any, cell: Cell, device: str) -> str:
@@ -91,46 +99,31 @@ class CellStore:
 
     def checkpoint(self, cfg: Any, cell: Cell, device: str) -> Path:
         """Where the cell's training keeps its state until the cell is stored."""
-        return self.folder / f"{self.name(cfg, cell, device)}.train.pt"
+        return self.path(self.name(cfg, cell, device), ".train.pt")
 
     def load(self, cfg: Any, cell: Cell, device: str) -> dict[str, Any] | None:
         """The stored point of the cell (per-sample lists as arrays), or None."""
-        path = self.folder / f"{self.name(cfg, cell, device)}.json"
-        return as_point(_read(path)) if path.exists() else None
+        record = self.read(self.name(cfg, cell, device))
+        return None if record is None else record.point()
 
     def store(self, cfg: Any, cell: Cell, device: str, point: dict[str, Any]) -> None:
         """Keep `point` (as ``scaling._point`` returns it) as the cell's, with what it depends
         on, and drop its training checkpoint."""
         family, model, regime, side = cell
-        name = self.name(cfg, cell, device)
-        record = {"family": family, "model": model, "regime": regime, "side": side,
-                  "name": name, "made_of": self.made_of(cfg, cell, device),
-                  "torch": torch.__version__,
-                  "stored": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                  **{k: v.tolist() if isinstance(v, np.ndarray) else v
-                     for k, v in point.items()}}  # fmt: skip
-        for k in PER_SAMPLE:  # a cell not attacked (see "skipped") has none
-            record.setdefault(k, [])
-        write_atomic(self.folder / f"{name}.json", json.dumps(record))
+        values = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in point.items()}
+        record = CellRecord(
+            family=family,
+            model=model,
+            regime=regime,
+            side=side,
+            name=self.name(cfg, cell, device),
+            made_of=self.made_of(cfg, cell, device),
+            torch=torch.__version__,
+            stored=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **values,
+        )
+        self.write(record)
         self.checkpoint(cfg, cell, device).unlink(missing_ok=True)
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every stored cell as written (per-sample lists), by file name.
-
-        Raises:
-            ValueError: two cells with the same (family, model, regime, side), i.e. of two
-                runs that differ in what the cells depend on (``made_of``), naming both files.
-        """
-        seen: dict[tuple, Path] = {}
-        for path in sorted(self.folder.glob("*.json")):
-            rec = _read(path)
-            cell = tuple(rec[k] for k in ("family", "model", "regime", "side"))
-            if cell in seen:
-                raise ValueError(f"CellStore.records: expected one cell {cell} in {self.folder}, "
-                                 f"got {seen[cell].name} and {path.name}, of two runs that "
-                                 f"differ (see their made_of): keep a folder per run")  # fmt: skip
-            seen[cell] = path
-            yield rec
 
     def attack_seconds(self, cfg: Any, cell: Cell, device: str) -> dict[int, float]:
         """{side: attack seconds} of the stored cells of the same run, family, model and regime
@@ -140,24 +133,17 @@ class CellStore:
         out = {}
         for s in (s for s in cfg.sides if s < side):
             p = self.load(cfg, (family, model, regime, s), device)
-            if p is not None and "skipped" not in p and "attack_s" in p:
+            if p is not None and "skipped" not in p and p.get("attack_s") is not None:
                 out[s] = p["attack_s"]
         return out
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        rec = json.loads(path.read_text())
-        if not all(k in rec for k in ("family", "model", "regime", "side")):
-            raise ValueError("no family, model, regime and side")
-    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise ValueError(f"CellStore: expected a cell's JSON in {path}, got {exc}") from exc
-    return rec
-
-
-def as_point(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored cell's record as the experiment's point: per-sample lists as arrays."""
-    return {k: np.asarray(v, dtype=float) if k in PER_SAMPLE else v for k, v in record.items()}
+def as_point(record: CellRecord | dict[str, Any]) -> dict[str, Any]:
+    """A cell's record (or its JSON object) as the experiment's point: per-sample lists as
+    arrays."""
+    if not isinstance(record, CellRecord):
+        record = CellRecord.from_dict(record)
+    return record.point()
 
 
 def predicted_attack_s(seconds: dict[int, float], side: int) -> float:
@@ -177,13 +163,15 @@ def store_from_env() -> CellStore | None:
     if not folder:
         return None
     if not Path(folder).is_absolute():
-        raise ValueError(f"{CELLS_ENV}: expected an absolute path (asv runs benchmarks in a "
-                         f"temporary folder), got {folder!r}")  # fmt: skip
+        raise ValueError(
+            f"{CELLS_ENV}: expected an absolute path (asv runs benchmarks in a "
+            f"temporary folder), got {folder!r}"
+        )
     return CellStore(folder)
 
 
 def _selected(args: argparse.Namespace, device: str):
-    from suite.experiments import scaling as S
+    from hdbench.suite.experiments import scaling as S
 
     cfg = S.config(device)
     sides = tuple(s for s in cfg.sides if args.min_side <= s <= args.max_side)
@@ -195,19 +183,22 @@ def _selected(args: argparse.Namespace, device: str):
         if unknown:
             raise ValueError(f"cells: expected {field} among {getattr(cfg, field)}, got {unknown}")
     if not sides:
-        raise ValueError(f"cells: expected sides of {cfg.sides} between {args.min_side} and "
-                         f"{args.max_side}, got none")  # fmt: skip
+        raise ValueError(
+            f"cells: expected sides of {cfg.sides} between {args.min_side} and "
+            f"{args.max_side}, got none"
+        )
     return dataclasses.replace(
         cfg, sides=sides, **{f: tuple(c) for f, c in pick.items() if c is not None}
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    from suite.experiments import models as M
-    from suite.experiments import scaling as S
+    from hdbench.suite.experiments import models as M
+    from hdbench.suite.experiments import scaling as S
 
-    ap = argparse.ArgumentParser(prog="python -m suite.experiments.cells",
-                                 description=__doc__.split("\n")[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m hdbench.suite.experiments.cells", description=__doc__.split("\n")[0]
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="compute the cells the store lacks")
     r.add_argument("folder")
@@ -226,39 +217,110 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("export", help="every stored cell, one JSON line each")
     e.add_argument("folder")
     e.add_argument("out", help="a .jsonl or .jsonl.gz file")
-    sub.add_parser("fit", help="the experiment's slopes over the stored cells").add_argument(
-        "folder")  # fmt: skip
+    f = sub.add_parser("fit", help="the experiment's slopes over stored or exported cells")
+    f.add_argument("sources", nargs="+", help="cell folders or exported .jsonl[.gz] files")
+    f.add_argument("--size", default="gpu", help="the size whose fit and grid apply (gpu)")
+    f.add_argument("--out", default=None, help=f"write the fit here (beside points: {FIT_FILE})")
     args = ap.parse_args(argv)
+    if args.command == "fit":
+        return _fit_command(args)
     store = CellStore(args.folder)
     if args.command == "run":
         device = "cuda" if torch.cuda.is_available() else "cpu"
         deadline = None if args.budget is None else time.monotonic() + args.budget
         cfg = _selected(args, device)
         try:
-            S.run_cells(cfg, device, store=store, deadline=deadline,
-                        log=lambda m: print(m, flush=True))  # fmt: skip
+            S.run_cells(
+                cfg, device, store=store, deadline=deadline, log=lambda m: print(m, flush=True)
+            )
         except M.DeadlineReached as exc:
             print(f"stopped: {exc}; the same command resumes", flush=True)
             return STOPPED
         return 0
     records = list(store.records())
     if not records:
-        raise ValueError(f"cells {args.command}: expected a folder of cells, got none in "
-                         f"{store.folder}")  # fmt: skip
-    if args.command == "export":
-        lines = "".join(json.dumps(r) + "\n" for r in records)
-        out = Path(args.out)
-        write_atomic(out, gzip.compress(lines.encode()) if out.suffix == ".gz" else lines)
-        return 0
-    from reports import gpu_scaling  # the page's own fit, as the report makes it
-    from reports.science import verdict_text
-
-    cells = gpu_scaling.grouped((args.folder, rec) for rec in records)
-    for r in gpu_scaling.fits(cells).itertuples():
-        print(
-            f"{r.family}/{r.model}/{r.regime} sides {r.sides} {r.reading:10s} "
-            f"{r.slope:+.3f} [{r.slope_low:+.3f}, {r.slope_high:+.3f}] {verdict_text(r.verdict)}"
+        raise ValueError(
+            f"cells {args.command}: expected a folder of cells, got none in {store.folder}"
         )
+    write_points(Path(args.out), records)
+    return 0
+
+
+def grouped(records: list[CellRecord]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
+    """{(family, model, regime): {side: point}} of `records`; a cell given twice keeps the
+    last."""
+    out: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for rec in records:
+        out.setdefault((rec.family, rec.model, rec.regime), {})[rec.side] = rec.point()
+    return out
+
+
+def fit(records: list[CellRecord], size: str = "gpu", sources: list[str] = ()) -> ScalingFit:
+    """The experiment's fit (``scaling.fit_slopes`` at `size`: its bootstrap, seed and verdict
+    rule) of every (family, model, regime) in `records`, with the size's cells they lack."""
+    from hdbench.suite.experiments import scaling
+
+    cfg, rows = scaling.SIZES[size], []
+    by_cell = grouped(records)
+    for (family, model, regime), by_side in by_cell.items():
+        fitted = scaling.fit_slopes(cfg, by_side, e2=False)  # the page shows the readings
+        if "why" in fitted:
+            continue
+        for reading in READINGS:
+            f = fitted[reading]
+            rows.append(
+                SlopeRow(
+                    family,
+                    model,
+                    regime,
+                    reading,
+                    f["value"],
+                    f["low"],
+                    f["high"],
+                    VERDICT_CODES[f["verdict"]],
+                    list(fitted["sides"]),
+                )
+            )
+    return ScalingFit(size, list(sources), rows, not_run(by_cell, size))
+
+
+def not_run(by_cell: dict[tuple[str, str, str], dict[int, Any]], size: str = "gpu") -> list[str]:
+    """The cells of `size` that `by_cell` lacks, one string per (family, model, regime) with its
+    missing sides: ``["natural / cnn / fewer: 512, 1024", ...]``."""
+    from hdbench.suite.experiments import scaling
+
+    cfg, gaps = scaling.SIZES[size], []
+    for family in cfg.families:
+        for model in cfg.models:
+            for regime in cfg.regimes:
+                top = cfg.more_max_side if regime == "more" else max(cfg.sides)
+                have = by_cell.get((family, model, regime), {})
+                miss = [s for s in cfg.sides if s <= top and s not in have]
+                if miss:
+                    gaps.append(f"{family} / {model} / {regime}: " + ", ".join(map(str, miss)))
+    return gaps
+
+
+def _fit_command(args: argparse.Namespace) -> int:
+    """``fit SOURCE...``: cell folders or exported points files; prints the slopes and, with
+    ``--out``, writes the stored fit (``ScalingFit``)."""
+    records: list[CellRecord] = []
+    for source in map(Path, args.sources):
+        records += (
+            read_points(source, "cells fit") if source.is_file() else CellStore(source).records()
+        )
+    if not records:
+        raise ValueError(f"cells fit: expected a folder of cells, got none in {args.sources[0]}")
+    result = fit(records, args.size, [Path(s).name for s in args.sources])
+    for r in result.slopes:
+        sides = f"{r.sides[0]}–{r.sides[-1]} ({len(r.sides)})"
+        print(
+            f"{r.family}/{r.model}/{r.regime} sides {sides} {r.reading:10s} "
+            f"{r.slope:+.3f} [{r.slope_low:+.3f}, {r.slope_high:+.3f}] {VERDICTS[r.verdict]}"
+        )
+    if args.out is not None:
+        result.write(Path(args.out))
+        print(f"cells fit: wrote {args.out}")
     return 0
 
 

@@ -34,8 +34,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-import kernels
-from kernels.pyramid import max_levels, pyramid_sizes
+from hdbench import kernels
+from hdbench.kernels.pyramid import max_levels, pyramid_sizes
 
 FAMILIES = ("upsampled", "natural", "noisy")
 CHUNK = 16  # samples per seeded chunk
@@ -99,15 +99,18 @@ class Scenes:
         for name in ("classes", "channels", "coarse"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name == "classes" else 1):
-                raise ValueError(f"{op}: expected {name} to be an int >= "
-                                 f"{2 if name == 'classes' else 1}, got {v!r}")  # fmt: skip
+                raise ValueError(
+                    f"{op}: expected {name} to be an int >= "
+                    f"{2 if name == 'classes' else 1}, got {v!r}"
+                )
         for name in ("alpha", "contrast", "noise"):
             v = getattr(self, name)
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if not number or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{op}: expected {name} to be a finite float >= 0, got {v!r}")
-        chain = pyramid_sizes(self.top, self.top, max_levels(self.top, self.top, self.convention),
-                              self.convention)  # fmt: skip
+        chain = pyramid_sizes(
+            self.top, self.top, max_levels(self.top, self.top, self.convention), self.convention
+        )
         on_chain = {h for h, _ in chain}
         off = [s for s in (*self.sides, self.coarse) if s not in on_chain]
         if off:
@@ -171,13 +174,16 @@ class Scenes:
             by_side = {lvl.shape[-1]: lvl for lvl in levels}
             images = {s: by_side[s] for s in wanted}
         else:
-            images = {s: kernels.resample(scene, (s, s), convention=self.convention)
-                      for s in wanted}  # fmt: skip
+            images = {
+                s: kernels.resample(scene, (s, s), convention=self.convention) for s in wanted
+            }
         if self.family == "noisy":
             lo = start - first * CHUNK
             for s in wanted:
-                gens = [_generator(self.seed, _NOISE, s, k, device=device)
-                        for k in range(first, last + 1)]  # fmt: skip
+                gens = [
+                    _generator(self.seed, _NOISE, s, k, device=device)
+                    for k in range(first, last + 1)
+                ]
                 shape = (CHUNK, self.channels, s, s)
                 eps = torch.cat([torch.randn(shape, generator=g, device=device) for g in gens])
                 eps = eps[lo : lo + stop - start]

@@ -359,7 +359,11 @@ def field_census(
     found = find_critical_points(f, x0.to(device), steps=steps, threshold=threshold)
     inside = ((found.points >= 0) & (found.points <= box)).all(dim=1)
     kept = CriticalPoints(
-        found.points[inside], found.grad_norm[inside], found.index[inside], found.rejected,
-        found.threshold, found.flat_share,
-    )  # fmt: skip
+        found.points[inside],
+        found.grad_norm[inside],
+        found.index[inside],
+        found.rejected,
+        found.threshold,
+        found.flat_share,
+    )
     return Census(kept, int((~inside).sum()))

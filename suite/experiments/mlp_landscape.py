@@ -34,9 +34,9 @@ from typing import NamedTuple
 
 import torch
 
-import kernels
-from suite.experiments import landscape as L
-from suite.experiments import spectral
+from hdbench import kernels
+from hdbench.suite.experiments import landscape as L
+from hdbench.suite.experiments import spectral
 
 D_IN = 4
 CLASSES = 3
@@ -153,8 +153,12 @@ class MLPLoss:
     def hessian(self, theta: torch.Tensor) -> torch.Tensor:
         """(S, P) -> (S, P, P) Hessians: per start, H times the identity in one k-batched
         ``kernels.mlp_hvp`` (several times faster than ``torch.func.hessian`` here)."""
-        out = [kernels.mlp_hvp(self.params(t), self.x, self.y, self._eye, activation="tanh",
-                               loss="mse") for t in theta]  # fmt: skip
+        out = [
+            kernels.mlp_hvp(
+                self.params(t), self.x, self.y, self._eye, activation="tanh", loss="mse"
+            )
+            for t in theta
+        ]
         h = torch.stack(out) if out else theta.new_zeros(0, self.n_params, self.n_params)
         return (h + h.transpose(1, 2)) / 2
 
@@ -234,8 +238,13 @@ def mlp_critical_points(
         ValueError: a count that is not a positive int.
     """
     op = "mlp_critical_points"
-    for name, value in (("width", width), ("starts", starts), ("newton_steps", newton_steps),
-                        ("lanczos_steps", lanczos_steps), ("probes", probes)):  # fmt: skip
+    for name, value in (
+        ("width", width),
+        ("starts", starts),
+        ("newton_steps", newton_steps),
+        ("lanczos_steps", lanczos_steps),
+        ("probes", probes),
+    ):
         _positive_int(op, name, value)
     if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 0:
         raise ValueError(f"{op}: expected train_steps an int >= 0, got {train_steps!r}")
@@ -250,9 +259,16 @@ def mlp_critical_points(
     fraction, lam_min = [], []
     for theta in pts:
         idx = spectral.mlp_index(
-            f.params(theta), x, y, activation="tanh", loss="mse",
-            steps=min(lanczos_steps, f.n_params), probes=probes, seed=seed, tol=tol,
-        )  # fmt: skip
+            f.params(theta),
+            x,
+            y,
+            activation="tanh",
+            loss="mse",
+            steps=min(lanczos_steps, f.n_params),
+            probes=probes,
+            seed=seed,
+            tol=tol,
+        )
         fraction.append(idx.fraction)
         lam_min.append(idx.lambda_min)
     lam = torch.tensor(lam_min, dtype=torch.float64)

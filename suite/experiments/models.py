@@ -38,8 +38,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from suite.common import write_atomic
-from suite.experiments.data import Scenes
+from hdbench.results.atomic import write_atomic
+from hdbench.suite.experiments.data import Scenes
 
 MODELS = ("linear", "mlp", "cnn")
 REGIMES = ("more", "fewer")
@@ -222,9 +222,7 @@ def _groups(model: nn.Module, lr: float) -> list[dict]:
     return [{"params": [first.weight], "lr": scaled}, {"params": rest, "lr": lr}]
 
 
-def _cycle(
-    scenes: Scenes, side: int, n: int, batch: int, steps: range, device: torch.device
-):  # fmt: skip
+def _cycle(scenes: Scenes, side: int, n: int, batch: int, steps: range, device: torch.device):
     """Yield the minibatches (x, y) of `steps` (step t holds samples t * batch, t * batch + 1,
     ... modulo n of `scenes` at `side`), so that a resumed run sees what an unbroken one does."""
     if not steps:  # nothing to render: a resumed run that had finished
@@ -280,21 +278,25 @@ def train(
     n = train_samples(regime, scenes.channels * side * side)
     torch.manual_seed(seed)
     model = build(model_name, scenes.channels, side, scenes.classes).to(device)
-    opt = torch.optim.AdamW(_groups(model, training.lr[model_name]),
-                            weight_decay=training.weight_decay)  # fmt: skip
+    opt = torch.optim.AdamW(
+        _groups(model, training.lr[model_name]), weight_decay=training.weight_decay
+    )
     rows = rows_per_pass(batch_pixels, scenes.channels * side * side)
     # the state a stopped run saves: step (the next one), and the tallies kept so far
-    state = {"step": 0, "correct": 0, "seen": 0, "loss": torch.tensor(float("nan")),
-             "seconds": 0.0}  # fmt: skip
+    state = {"step": 0, "correct": 0, "seen": 0, "loss": torch.tensor(float("nan")), "seconds": 0.0}
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(checkpoint, model, opt, device, training.steps)
     c0 = time.perf_counter()
 
     def save() -> None:
         done = state["step"] == training.steps  # the optimiser is needed no more
-        kept = {**state, "seconds": state["seconds"] + time.perf_counter() - c0,
-                "steps": training.steps, "model": model.state_dict(),
-                "opt": {} if done else opt.state_dict()}  # fmt: skip
+        kept = {
+            **state,
+            "seconds": state["seconds"] + time.perf_counter() - c0,
+            "steps": training.steps,
+            "model": model.state_dict(),
+            "opt": {} if done else opt.state_dict(),
+        }
         buf = io.BytesIO()
         torch.save(kept, buf)
         write_atomic(Path(checkpoint), buf.getvalue())
@@ -330,20 +332,30 @@ def train(
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return Trained(model, n, state["correct"] / max(state["seen"], 1), float(state["loss"]),
-                   state["seconds"] + time.perf_counter() - c0)  # fmt: skip
+    return Trained(
+        model,
+        n,
+        state["correct"] / max(state["seen"], 1),
+        float(state["loss"]),
+        state["seconds"] + time.perf_counter() - c0,
+    )
 
 
 def _resume(
-    checkpoint: str | Path, model: nn.Module, opt: torch.optim.Optimizer, device: torch.device,
+    checkpoint: str | Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    device: torch.device,
     steps: int,
-) -> dict:  # fmt: skip
+) -> dict:
     """Load the model and optimiser state saved by ``train`` in `checkpoint`; returns the rest
     of it (step, tallies, seconds)."""
     state = torch.load(checkpoint, map_location=device, weights_only=True)
     if state.get("steps") != steps:
-        raise ValueError(f"train: expected a checkpoint of a {steps}-step run in {checkpoint}, "
-                         f"got one of {state.get('steps')!r} steps")  # fmt: skip
+        raise ValueError(
+            f"train: expected a checkpoint of a {steps}-step run in {checkpoint}, "
+            f"got one of {state.get('steps')!r} steps"
+        )
     model.load_state_dict(state.pop("model"))
     if state["step"] < steps:
         opt.load_state_dict(state["opt"])
@@ -373,5 +385,9 @@ def accuracy(
 ) -> torch.Tensor:
     """(B,) bool: which samples `model` classifies correctly (x in slices of `batch_pixels`)."""
     rows = rows_per_pass(batch_pixels, x[0].numel())
-    return torch.cat([model(x[i : i + rows]).argmax(dim=1) == y[i : i + rows]
-                      for i in range(0, x.shape[0], rows)])  # fmt: skip
+    return torch.cat(
+        [
+            model(x[i : i + rows]).argmax(dim=1) == y[i : i + rows]
+            for i in range(0, x.shape[0], rows)
+        ]
+    )

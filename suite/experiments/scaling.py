@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-import kernels
-from suite import common
-from suite.experiments import analysis as A
-from suite.experiments import attacks
-from suite.experiments import models as M
-from suite.experiments.cells import CellStore, predicted_attack_s
-from suite.experiments.data import FAMILIES, Scenes
+from hdbench import kernels
+from hdbench.suite import common
+from hdbench.suite.experiments import analysis as A
+from hdbench.suite.experiments import attacks
+from hdbench.suite.experiments import models as M
+from hdbench.suite.experiments.cells import CellStore, predicted_attack_s
+from hdbench.suite.experiments.data import FAMILIES, Scenes
 
 SIZE_ENV = "HDBENCH_SCALING_SIZE"
 MIN_ATTACKED = 8  # fewer correctly classified test points than this: no norm is reported
@@ -124,13 +124,26 @@ def _attack(
         ok = torch.ones_like(y, dtype=torch.bool)
         # the L2-minimal direction of a linear model; level shares are scale-free, so its length
         # is irrelevant
-        return {**out, "l2": l2, "l2_area": l2 / math.sqrt(x[0].numel()), "linf": linf,
-                "ok_l2": ok, "ok_linf": ok, "delta": lin.grad}  # fmt: skip
+        return {
+            **out,
+            "l2": l2,
+            "l2_area": l2 / math.sqrt(x[0].numel()),
+            "linf": linf,
+            "ok_l2": ok,
+            "ok_linf": ok,
+            "delta": lin.grad,
+        }
     df = attacks.deepfool(model, x, y, backend=backend)
     pgd = attacks.min_linf(model, x, y, method="pgd", backend=backend)
-    return {**out, "l2": df.norms.l2, "l2_area": df.norms.l2_area, "linf": pgd.norms.linf,
-            "ok_l2": df.success, "ok_linf": pgd.success,
-            "delta": (df.x_adv - x)[df.success]}  # fmt: skip
+    return {
+        **out,
+        "l2": df.norms.l2,
+        "l2_area": df.norms.l2_area,
+        "linf": pgd.norms.linf,
+        "ok_l2": df.success,
+        "ok_linf": pgd.success,
+        "delta": (df.x_adv - x)[df.success],
+    }
 
 
 def _point(
@@ -159,8 +172,10 @@ def _point(
         return out
     pixels = xa[0].numel()
     rows = M.rows_per_pass(batch_pixels, pixels)
-    parts = [_attack(model, name, xa[i : i + rows], ya[i : i + rows], backend)
-             for i in range(0, len(ya), rows)]  # fmt: skip
+    parts = [
+        _attack(model, name, xa[i : i + rows], ya[i : i + rows], backend)
+        for i in range(0, len(ya), rows)
+    ]
     res = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     diag = attacks.Diagnostics(*(res[k] for k in attacks.Diagnostics._fields))
     l2, l2_area, linf = res["l2"], res["l2_area"], res["linf"]
@@ -204,7 +219,7 @@ def fit_slopes(
     if len(sides) < MIN_SIDES:
         out["why"] = f"norms at {len(sides)} sides, fewer than {MIN_SIDES}"
         return out
-    for reading, (norm, _) in A.READINGS.items():
+    for reading, (norm, _, _) in A.READINGS.items():
         xs = [A.against(reading, s) for s in sides]
         sl = A.loglog_slope(xs, [points[s][norm] for s in sides], n_boot=cfg.n_boot, seed=cfg.seed)
         out[reading] = {**sl._asdict(), "verdict": A.verdict(sl.low, sl.high)}
@@ -228,8 +243,11 @@ def control(cfg: Config, device: str) -> dict[str, Any]:
         samples = [d[i].cpu().numpy() for d in dist]
         sl = A.loglog_slope(ns, samples, statistic="mean", n_boot=cfg.n_boot, seed=cfg.seed)
         expected = A.control_expected(ns[-1])[i]
-        out[norm] = {**sl._asdict(), "expected_slope": 0.0 if norm == "l2" else -0.5,
-                     "mean_ratio": float(samples[-1].mean()) / expected}  # fmt: skip
+        out[norm] = {
+            **sl._asdict(),
+            "expected_slope": 0.0 if norm == "l2" else -0.5,
+            "mean_ratio": float(samples[-1].mean()) / expected,
+        }
     return out
 
 
@@ -272,50 +290,90 @@ def run_cells(
                 for side in cfg.sides:
                     key = (family, model_name, regime, side)
                     if regime == "more" and side > cfg.more_max_side:
-                        points[key] = {"skipped": f"the 'more' regime runs to side "
-                                       f"{cfg.more_max_side} in the {cfg.name} size"}  # fmt: skip
+                        points[key] = {
+                            "skipped": f"the 'more' regime runs to side "
+                            f"{cfg.more_max_side} in the {cfg.name} size"
+                        }
                         continue
                     p = store.load(cfg, key, device) if store is not None else None
                     if p is not None:
                         p["read_back"] = True
                     else:
                         test = test or M.test_set(scenes, cfg.test_points, device)
-                        p = _cell(cfg, scenes, key, test[side], device, backend, store,
-                                  deadline, given, say)  # fmt: skip
+                        p = _cell(
+                            cfg,
+                            scenes,
+                            key,
+                            test[side],
+                            device,
+                            backend,
+                            store,
+                            deadline,
+                            given,
+                            say,
+                        )
                     points[key] = p
-                    say(f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
+                    say(
+                        f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
                         f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
-                        f" ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+                        f" ({time.perf_counter() - t0:.0f} s)"
+                    )
     return points
 
 
 def _cell(
-    cfg: Config, scenes: Scenes, cell: tuple, test: tuple[torch.Tensor, torch.Tensor],
-    device: str, backend: str | None, store: CellStore | None, deadline: float | None,
-    given: float | None, say: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+    cfg: Config,
+    scenes: Scenes,
+    cell: tuple,
+    test: tuple[torch.Tensor, torch.Tensor],
+    device: str,
+    backend: str | None,
+    store: CellStore | None,
+    deadline: float | None,
+    given: float | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     """One cell of ``run_cells``: train, attack the `test` points (x, y), store. `given`: the
     seconds from the call's start to `deadline`."""
     family, model_name, regime, side = cell
-    trained = M.train(model_name, scenes, side, regime, training=cfg.training,
-                      seed=cfg.seed + side, device=device, batch_pixels=cfg.batch_pixels,
-                      checkpoint=store.checkpoint(cfg, cell, device) if store else None,
-                      deadline=deadline)  # fmt: skip
+    trained = M.train(
+        model_name,
+        scenes,
+        side,
+        regime,
+        training=cfg.training,
+        seed=cfg.seed + side,
+        device=device,
+        batch_pixels=cfg.batch_pixels,
+        checkpoint=store.checkpoint(cfg, cell, device) if store else None,
+        deadline=deadline,
+    )
     if deadline is not None and store is not None:
         ahead = predicted_attack_s(store.attack_seconds(cfg, cell, device), side)
         what = f"the attack of {family}/{model_name}/{regime} at side {side} (about {ahead:.0f} s)"
         if ahead > given:
             say(f"scaling: {what} is longer than the {given:.0f} s given; starting it all the same")
         elif time.monotonic() + ahead > deadline:
-            raise M.DeadlineReached(f"run_cells: {what} would end past the deadline; its "
-                                    f"trained model is kept")  # fmt: skip
+            raise M.DeadlineReached(
+                f"run_cells: {what} would end past the deadline; its trained model is kept"
+            )
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     a0 = time.perf_counter()
-    p = _point(trained.model, model_name, *test, backend, M.learned_threshold(cfg.classes),
-               cfg.batch_pixels)  # fmt: skip
-    p.update(train_samples=trained.train_samples, train_accuracy=trained.train_accuracy,
-             train_s=trained.seconds, attack_s=time.perf_counter() - a0)  # fmt: skip
+    p = _point(
+        trained.model,
+        model_name,
+        *test,
+        backend,
+        M.learned_threshold(cfg.classes),
+        cfg.batch_pixels,
+    )
+    p.update(
+        train_samples=trained.train_samples,
+        train_accuracy=trained.train_accuracy,
+        train_s=trained.seconds,
+        attack_s=time.perf_counter() - a0,
+    )
     if device == "cuda":
         p["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if store is not None:

@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import torch
 
-import kernels
-from kernels.reference import hvp as hvp_ref
+from hdbench import kernels
+from hdbench.kernels.reference import hvp as hvp_ref
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
 
@@ -88,8 +88,9 @@ def lanczos(matvec: MatVec, start: torch.Tensor, steps: int) -> Lanczos:
         scale = torch.maximum(alpha[:, : j + 1].abs().amax(dim=1), torch.ones_like(b))
         broke = b <= tiny * scale
         beta[:, j] = torch.where(broke, torch.zeros_like(b), b)
-        q = torch.where(broke[:, None], fresh / fresh.norm(dim=1, keepdim=True),
-                        w / b.clamp_min(tiny)[:, None])  # fmt: skip
+        q = torch.where(
+            broke[:, None], fresh / fresh.norm(dim=1, keepdim=True), w / b.clamp_min(tiny)[:, None]
+        )
     t = (
         torch.diag_embed(alpha)
         + torch.diag_embed(beta[:, :-1], 1)
@@ -107,9 +108,16 @@ def rademacher(p: int, n: int, dtype: torch.dtype, device, seed: int = 0) -> tor
 
 
 def slq_negative_fraction(
-    matvec: MatVec, n: int, *, steps: int, probes: int, dtype, device, seed: int = 0,
+    matvec: MatVec,
+    n: int,
+    *,
+    steps: int,
+    probes: int,
+    dtype,
+    device,
+    seed: int = 0,
     tol: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, Lanczos]:  # fmt: skip
+) -> tuple[torch.Tensor, torch.Tensor, Lanczos]:
     """Fraction of eigenvalues below ``-tol`` by stochastic Lanczos quadrature: per probe the
     quadrature weight of the Ritz values below it; returns (mean, standard error, Lanczos)."""
     run = lanczos(matvec, rademacher(probes, n, dtype, device, seed), steps)
@@ -155,9 +163,18 @@ def mlp_gradient(params, x, y, activation: str = "tanh", loss: str = "ce") -> to
 
 
 def mlp_index(
-    params, x, y, *, activation: str = "tanh", loss: str = "ce", steps: int = 64,
-    probes: int = 8, seed: int = 0, tol: float = 0.0, backend: str | None = None,
-) -> Index:  # fmt: skip
+    params,
+    x,
+    y,
+    *,
+    activation: str = "tanh",
+    loss: str = "ce",
+    steps: int = 64,
+    probes: int = 8,
+    seed: int = 0,
+    tol: float = 0.0,
+    backend: str | None = None,
+) -> Index:
     """The index of the MLP loss's Hessian at ``params`` by SLQ, with the extreme eigenvalues
     (from the same chains), the gradient norm and ||H g|| / ||g||. One host synchronisation, at
     the end."""
@@ -170,8 +187,14 @@ def mlp_index(
     g = mlp_gradient(params, x, y, activation, loss)
     hg = op(g[None])[0]
     g_norm = g.norm()
-    stats = torch.stack([
-        mean, se, run.theta[:, 0].min(), run.theta[:, -1].max(), g_norm,
-        hg.norm() / g_norm.clamp_min(torch.finfo(dtype).tiny),
-    ]).tolist()  # fmt: skip
+    stats = torch.stack(
+        [
+            mean,
+            se,
+            run.theta[:, 0].min(),
+            run.theta[:, -1].max(),
+            g_norm,
+            hg.norm() / g_norm.clamp_min(torch.finfo(dtype).tiny),
+        ]
+    ).tolist()
     return Index(stats[0], stats[1], stats[0] * n, stats[2], stats[3], stats[4], stats[5])
