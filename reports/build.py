@@ -83,14 +83,19 @@ class Page:
         return _page_module(self.measured).files() if self.measured else []
 
     def all_sections(self, results: ResultSet) -> list[dict]:
-        """asv's sections (``sections``, or the generic ones), then the measurements'."""
+        """asv's sections (``sections``, or the generic ones) with the measurements' after the
+        page's own figures: before the generic per-class sections where the page has figures of
+        its own (an experiment page), else last."""
         out = (self.sections or benchmark_sections)(results, self.modules)
-        if self.measured_files():
-            out += [
-                s | {"id": f"measured-{s['id']}", "title": f"{self.measured_title}: {s['title']}"}
-                for s in _page_module(self.measured).sections()
-            ]
-        return out
+        if not self.measured_files():
+            return out
+        measured = [
+            s | {"id": f"measured-{s['id']}", "title": f"{self.measured_title}: {s['title']}"}
+            for s in _page_module(self.measured).sections()
+        ]
+        own = next((i for i, s in enumerate(out) if s.get("generic")), len(out))
+        at = own if own > 0 else len(out)
+        return out[:at] + measured + out[at:]
 
 
 def _page_module(name: str):
@@ -320,6 +325,7 @@ def class_section(results: ResultSet, names: list[str], plots: bool = True) -> d
         "title": title,
         "text": f"{units}; version {benches[0].get('version', '?')}",
         "notes": [n for n in results.notes if any(f" {name}:" in n for name in names)],
+        "generic": True,  # drawn from asv's metadata alone (see ``Page.all_sections``)
     }
     current = results.current()
     rows = current[current["benchmark"].isin(names)]

@@ -1090,6 +1090,9 @@ def test_gpu_scaling_page_is_built_only_with_cells_and_bad_lines_are_named(
     assert "1 file(s) of GPU-size cells in reports/measurements/" in index
     assert not (tmp_path / "html" / "gpu_scaling.html").exists()  # on the scaling page
     assert "GPU size: Runs" in page and 'id="measured-slopes"' in page
+    # after the page's own figures, before its generic per-class tables
+    h2 = [page.index(f'<h2 id="{i}">') for i in ("slopes", "measured-runs")]
+    assert h2[0] < h2[1] < page.index('<h2 id="bench_scaling.TrackScaling">')
     assert "run1: not yet run" in page and "<script" not in page
     bad = dict(next(scaling_cells("natural", "mlp", "fewer", (8,))))
     del bad["l2_area"]
