@@ -217,8 +217,7 @@ def _prepare(results: ResultSet, names: list[str], rows: pd.DataFrame) -> _Class
     split = styles[0] if len(styles) > 1 and rows[styles[0]].nunique() > 1 else None
     styles = styles[1:] if split else styles
     orders = param_orders(results, names, rows)
-    module = split_name(names[0])[0]
-    note = lambda sub: figure_note(results, sub, module)  # noqa: E731
+    note = lambda sub: figure_note(results, sub)  # noqa: E731
     return _Class(first, rows, params, orders, x, split, styles, timed, note)
 
 

@@ -1,33 +1,20 @@
 """What stands behind a figure: the machines and versions, the sizes measured, and the seeds.
 
 ``figure_note`` writes the line printed under every figure and table of the report. Machines,
-versions and commits come from the results (``machine.json`` and the result files); the sizes are
-the parameter values that were measured; the seeds and the suite's size constants are read from
-the benchmark module's source (``suite/<module>.py``, by ``ast``, without importing it: the report
-must build where torch is absent), so they describe the checkout that builds the report.
+versions and commits come from the results (``machine.json`` and the result files); the sizes
+are the parameter values that were measured; the suite's size constants and seeds are those the
+suite recorded with its benchmarks when it ran (``hdbench.suite.provenance``: each benchmark's
+``provenance`` in ``benchmarks.json``), never read from the checkout that builds the report.
 """
 
 from __future__ import annotations
-
-import ast
-import functools
-from pathlib import Path
 
 import pandas as pd
 
 from hdbench.reports.results import COLUMNS, ResultSet
 
-SUITE = Path(__file__).resolve().parent.parent / "suite"
-SEED_CALLS = ("manual_seed", "seed_all", "generator", "seed")  # calls that take a seed
 # the table's own columns and those the pages add: not parameters
 SKIP_COLUMNS = {*COLUMNS, "shown", "unit_shown", "column"}
-
-
-def _literal(node: ast.expr) -> object:
-    try:
-        return ast.literal_eval(node)
-    except (ValueError, SyntaxError, TypeError):
-        return None
 
 
 def _numeric(value: object) -> bool:
@@ -38,59 +25,19 @@ def _numeric(value: object) -> bool:
     return isinstance(value, tuple) and bool(value) and all(_numeric(v) for v in value)
 
 
-@functools.cache
-def suite_constants(module: str, suite: Path = SUITE) -> tuple[list[str], list[str]]:
-    """Numeric upper-case constants and seed expressions of ``suite/<module>.py``.
-
-    Args:
-        module: the benchmark module's name (``bench_saddles``).
-        suite: the suite's folder.
-
-    Returns:
-        (["TRIALS=100000", ...], ["seed=1000 * d + len(model)", ...]); both empty when the file
-        is missing or does not parse.
-    """
-    path = suite / f"{module.replace('.', '/')}.py"
-    try:
-        source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (OSError, SyntaxError, ValueError):
-        return [], []
-    consts = []
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            value = _literal(node.value)
-            if isinstance(target, ast.Name) and target.id.isupper() and _numeric(value):
-                consts.append(f"{target.id}={_short(value)}")
+def recorded(results: ResultSet, names: list[str]) -> tuple[list[str], list[str]]:
+    """The size constants and seeds the suite recorded for the benchmarks `names`, each once,
+    in order: (["TRIALS=100000", ...], ["seed=1000 * d + len(model)", ...]); empty for
+    benchmarks recorded without them."""
+    consts: list[str] = []
     seeds: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
+    for name in names:
+        prov = results.benchmarks.get(name, {}).get("provenance")
+        if not isinstance(prov, dict):
             continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        texts = [
-            f"seed={ast.get_source_segment(source, k.value)}"
-            for k in node.keywords
-            if k.arg == "seed"
-        ]
-        pos = 1 if name == "generator" else 0  # common.generator(dev, seed)
-        if name in SEED_CALLS and len(node.args) > pos:
-            texts.append(f"{name}({ast.get_source_segment(source, node.args[pos])})")
-        seeds += [t for t in texts if t not in seeds]
-    uses_common = any(t in source for t in ("common.SEED", "common.seed_all(", "common.generator("))
-    if module != "common" and uses_common:
-        common = dict(c.split("=", 1) for c in suite_constants("common", suite)[0])
-        if "SEED" in common:
-            seeds.append(f"common.SEED={common['SEED']}")
+        consts += [str(c) for c in prov.get("constants", []) if str(c) not in consts]
+        seeds += [str(s) for s in prov.get("seeds", []) if str(s) not in seeds]
     return consts, seeds
-
-
-def _short(value: object) -> str:
-    """``(8, 16, 32, 64, 128)`` -> ``8..128 (5 values)`` for a long numeric tuple."""
-    if isinstance(value, tuple) and len(value) > 4:
-        return f"{value[0]}..{value[-1]} ({len(value)} values)"
-    return repr(value).replace(" ", "")
 
 
 def measured_sizes(rows: pd.DataFrame) -> str:
@@ -131,14 +78,13 @@ def machine_line(results: ResultSet, machine: str) -> str:
     return f"{machine}: {', '.join(parts)}"
 
 
-def figure_note(results: ResultSet, rows: pd.DataFrame, module: str = "") -> str:
+def figure_note(results: ResultSet, rows: pd.DataFrame) -> str:
     """The provenance line under a figure or table drawn from `rows`.
 
     Args:
         results: the results the rows come from (for the machines' fields).
         rows: the rows drawn (``machine``, ``commit``, ``benchmark``, ``version`` and the
             parameter columns).
-        module: the benchmark module, for the suite's seeds and size constants.
 
     Returns:
         One paragraph: machines and versions; runs and benchmark versions; sizes; seeds.
@@ -156,7 +102,7 @@ def figure_note(results: ResultSet, rows: pd.DataFrame, module: str = "") -> str
     sizes = measured_sizes(rows)
     if sizes:
         text += f" Measured: {sizes}."
-    consts, seeds = suite_constants(module) if module else ([], [])
+    consts, seeds = recorded(results, sorted(set(rows["benchmark"])))
     if consts:
         text += f" Suite sizes: {', '.join(consts)}."
     if seeds:

@@ -186,7 +186,7 @@ def random_matrix_section(results: ResultSet) -> dict:
             title,
             pmin_figure(data, exact, title),
             shown=True,
-            note=figure_note(results, both, MODULE),
+            note=figure_note(results, both),
         )
     )
     table = data.assign(
@@ -248,7 +248,7 @@ def random_matrix_section(results: ResultSet) -> dict:
             {
                 "kind": "table",
                 "html": html_table(rates),
-                "note": figure_note(results, long_rows(results, rate), MODULE),
+                "note": figure_note(results, long_rows(results, rate)),
             }
         )
     return section | {"items": items}
@@ -319,7 +319,7 @@ def index_section(results: ResultSet) -> dict:
             title,
             index_figure(data, title),
             shown=True,
-            note=figure_note(results, long_rows(results, data), MODULE),
+            note=figure_note(results, long_rows(results, data)),
         )
     ]
     return section | {"items": items}
@@ -356,7 +356,7 @@ def torus_section(results: ResultSet) -> dict:
         {
             "kind": "table",
             "html": html_table(table),
-            "note": figure_note(results, long_rows(results, t), MODULE),
+            "note": figure_note(results, long_rows(results, t)),
         }
     ]
     other = elsewhere_text(results, MODULE, "TrackTorusFinder", set(t["machine"]))
@@ -523,7 +523,7 @@ def landscapes_section(results: ResultSet) -> dict:
             title,
             landscapes_figure(field, rate, mlp, mlp_search, title),
             shown=True,
-            note=figure_note(results, long, MODULE),
+            note=figure_note(results, long),
         )
     )
     rows = []

@@ -164,7 +164,7 @@ def run_size_text(results: ResultSet, machines: set[str]) -> str:
 
 def _note(results: ResultSet, rows: pd.DataFrame) -> str:
     """``figure_note`` and the run's size on the machines of `rows`."""
-    note = figure_note(results, rows, MODULE)
+    note = figure_note(results, rows)
     size = run_size_text(results, set(rows["machine"])) if len(rows) else ""
     return f"{note} {size}".strip()
 

@@ -45,7 +45,7 @@ import torch
 from hdbench import kernels
 from hdbench.kernels import reference
 from hdbench.results.vocabulary import role
-from hdbench.suite import common, timing
+from hdbench.suite import common, provenance, timing
 
 OPS = ("fgsm", "pgd_linf", "pgd_l2", "pgd_linf_norms", "perturbation_norms", "linear_fgsm")
 IMPLS = ("triton", "torch_compile", "eager")
@@ -555,3 +555,7 @@ class TrackMinimalL2:
         return float(self.ok.double().mean())
 
     track_success_rate.unit = "fraction"
+
+
+# every benchmark above records the sizes and seeds behind its numbers (suite.provenance)
+provenance.record(globals())

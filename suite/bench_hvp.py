@@ -36,7 +36,7 @@ from torch.func import grad, jvp, vmap
 
 from hdbench import kernels
 from hdbench.kernels.reference import hvp as ref
-from hdbench.suite import common, timing
+from hdbench.suite import common, provenance, timing
 from hdbench.suite.experiments import spectral
 
 IMPLS = (
@@ -319,3 +319,7 @@ class TimeLanczosIndex:
     def time_index(self, impl: str) -> None:
         self.fn()
         timing.sync(self.dev)
+
+
+# every benchmark above records the sizes and seeds behind its numbers (suite.provenance)
+provenance.record(globals())

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from hdbench import kernels
 from hdbench.kernels.reference import pyramid as ref
-from hdbench.suite import common, timing
+from hdbench.suite import common, provenance, timing
 
 OPS = ("pyr_down", "pyr_up", "gaussian", "laplacian", "reconstruct", "level_energy")
 IMPLS = ("triton", "triton_kornia", "torch_compile", "eager", "kornia", "avg_pool")
@@ -219,3 +219,7 @@ class TrackPyramidOpsGPU(timing.GPUOpTracks):
         common.require_cuda()
         common.require_side(side, "cuda")
         super().setup(results, op, impl, dtype, side)
+
+
+# every benchmark above records the sizes and seeds behind its numbers (suite.provenance)
+provenance.record(globals())

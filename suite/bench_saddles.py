@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from hdbench.suite import common
+from hdbench.suite import common, provenance
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import landscape as L
 from hdbench.suite.experiments import mlp_landscape as ML
@@ -504,3 +504,7 @@ class TrackMLPSearch:
 def _require_mlp_size(stats: dict, n_params: int) -> None:
     if n_params not in stats:
         common.skip(f"{n_params} parameters are run on a GPU only (CPU: <= {CPU_MAX_MLP})")
+
+
+# every benchmark above records the sizes and seeds behind its numbers (suite.provenance)
+provenance.record(globals())

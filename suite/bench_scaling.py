@@ -32,7 +32,7 @@ import math
 import sys
 from typing import Any
 
-from hdbench.suite import common
+from hdbench.suite import common, provenance
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import models as M
 from hdbench.suite.experiments import scaling as S
@@ -241,3 +241,7 @@ class TrackScalingRun:
         return float(RUN_SIZE[quantity](results))
 
     track_value.unit = "count (seconds for seconds)"
+
+
+# every benchmark above records the sizes and seeds behind its numbers (suite.provenance)
+provenance.record(globals())

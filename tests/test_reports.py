@@ -540,7 +540,16 @@ def saddle_benchmarks() -> dict[str, dict]:
         "fraction",
         "saddles-new-1",
     )
-    return out
+    # the sizes and seeds a run of this checkout's suite records with each benchmark
+    recorded = saddle_provenance()
+    return {k: b | {"provenance": recorded} for k, b in out.items()}
+
+
+def saddle_provenance() -> dict[str, list[str]]:
+    from hdbench.suite import bench_saddles
+    from hdbench.suite.provenance import module_provenance
+
+    return module_provenance(bench_saddles.__file__)
 
 
 def saddle_runs(b: dict[str, dict]) -> list[tuple[dict, list]]:
@@ -704,9 +713,8 @@ def test_saddles_page(science_pages):
     assert '<td class="num">0</td>' in row and '<td class="num">12</td>' in row
     assert '<td class="num">0.97</td>' in row  # its rejected starts stalled in flat regions
     assert "– [–, –]" in row
-    from hdbench.reports.provenance import suite_constants
-
-    consts, seeds = suite_constants("bench_saddles")
+    recorded = saddle_provenance()  # as the run recorded them in benchmarks.json
+    consts, seeds = recorded["constants"], recorded["seeds"]
     assert seeds and any(c.startswith("TRIALS=") for c in consts)
     for text in (
         "Random-matrix Hessians",
@@ -722,6 +730,22 @@ def test_saddles_page(science_pages):
     assert "gpu-b" in torus and "found / exact" in torus and "<td>cpu-a</td>" not in torus
     assert "TrackTorusFinder: no current result: failed on cpu-a" in torus
     assert "failed or did not run for 5 of 5" in html
+
+
+def test_the_note_under_a_figure_shows_what_the_run_recorded_not_the_checkout(tmp_path):
+    """Sizes and seeds come from benchmarks.json (what the suite recorded when it ran): a
+    constant the checkout does not have is shown, and none is shown where none was recorded."""
+    from hdbench.reports.provenance import figure_note
+
+    recorded = dict(PYRAMID, provenance={"constants": ["LEVELS=7"], "seeds": ["seed=42"]})
+    for bench_entry, expected in ((recorded, True), (PYRAMID, False)):
+        root = tmp_path / str(expected)
+        write_benchmarks(root, [bench_entry])
+        write_run(root, "cpu-z", "d" * 40, 1_700_000_000_000, [(bench_entry, [1e-3])])
+        rs = load([root])
+        note = figure_note(rs, rs.current())
+        assert ("Suite sizes: LEVELS=7." in note and "Seeds: seed=42." in note) is expected
+        assert expected or "Suite sizes" not in note and "Seeds" not in note
 
 
 def test_experiment_pages_without_results(tmp_path):

@@ -672,3 +672,19 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     assert sizes["test_points"] == 32 and sizes["train_steps"] == 30 and sizes["train_batch"] == 32
     assert sizes["bootstrap_resamples"] == 100 and sizes["largest_side"] == 32
     assert sizes["seconds"] == round(results["seconds"], 1) > 0
+
+
+def test_every_benchmark_records_its_modules_sizes_and_seeds(monkeypatch: pytest.MonkeyPatch):
+    """asv copies a benchmark function's attributes into benchmarks.json: each benchmark carries
+    its own module's constants and seeds, inherited GPU methods included."""
+    from asv_runner.discovery import disc_benchmarks
+
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # discovery adds an importer
+    found = {b.name: b for b in disc_benchmarks(str(ROOT / "suite"))}
+    assert found and all(isinstance(b.provenance, dict) for b in found.values())
+    attack = found["bench_attack.TrackAttackOpsGPU.track_ms"].provenance["constants"]
+    pyramid = found["bench_pyramid.TrackPyramidOpsGPU.track_ms"].provenance["constants"]
+    assert "CLASSES=10" in attack and "LEVELS=5" in pyramid and "LEVELS=5" not in attack
+    saddles = found["bench_saddles.TrackRandomMatrix.track_p_minimum"].provenance
+    assert any(c.startswith("TRIALS=") for c in saddles["constants"])
+    assert "seed=1000 * d + len(model)" in saddles["seeds"]
