@@ -32,10 +32,18 @@ PER_SAMPLE = ("l2", "l2_area", "linf", "m", "margin", "eps_m_n")  # a point's pe
 Cell = tuple[str, str, str, int]  # (family, model, regime, side)
 
 
-@dataclasses.dataclass
+def _samples() -> np.ndarray:
+    return np.empty(0)
+
+
+@dataclasses.dataclass(eq=False)
 class CellRecord:
-    """One stored cell. Per-sample fields are lists in the file and arrays in ``point()``;
-    a cell that was not attacked (``skipped`` says why) has them empty and its medians NaN."""
+    """One cell of the scaling experiment, as the run computes it and as it is stored.
+
+    Per-sample fields are float arrays here and lists in the file. A cell that was not trained
+    (outside the size: ``clean_accuracy`` NaN) or not attacked (``skipped`` says why) has them
+    empty and its medians NaN.
+    """
 
     family: str
     model: str
@@ -46,12 +54,12 @@ class CellRecord:
     skipped: str | None = None
     success_rate: float = math.nan
     success_rate_linf: float = math.nan
-    l2: list[float] = dataclasses.field(default_factory=list)
-    l2_area: list[float] = dataclasses.field(default_factory=list)
-    linf: list[float] = dataclasses.field(default_factory=list)
-    m: list[float] = dataclasses.field(default_factory=list)
-    margin: list[float] = dataclasses.field(default_factory=list)
-    eps_m_n: list[float] = dataclasses.field(default_factory=list)
+    l2: np.ndarray = dataclasses.field(default_factory=_samples)
+    l2_area: np.ndarray = dataclasses.field(default_factory=_samples)
+    linf: np.ndarray = dataclasses.field(default_factory=_samples)
+    m: np.ndarray = dataclasses.field(default_factory=_samples)
+    margin: np.ndarray = dataclasses.field(default_factory=_samples)
+    eps_m_n: np.ndarray = dataclasses.field(default_factory=_samples)
     grad_l2: float = math.nan
     grad_l1: float = math.nan
     level_shares: list[float] = dataclasses.field(default_factory=list)
@@ -75,14 +83,25 @@ class CellRecord:
     torch: str | None = None  # the torch version that computed it
     stored: str | None = None  # when, ISO 8601 UTC
     schema: str = SCHEMA
+    # in memory only, never written: read back from a store rather than computed in this run
+    read_back: bool = dataclasses.field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for k in PER_SAMPLE:
+            setattr(self, k, np.asarray(getattr(self, k), dtype=float).ravel())
 
     @property
     def cell(self) -> Cell:
         return (self.family, self.model, self.regime, self.side)
 
+    @property
+    def trained(self) -> bool:
+        """False for a cell outside the run's size, which has no model at all."""
+        return not math.isnan(self.clean_accuracy)
+
     @classmethod
     def from_dict(cls, data: object, where: str = "") -> CellRecord:
-        """A record from its JSON object; arrays become lists.
+        """A record from its JSON object.
 
         Raises:
             ValueError: not an object, a key that names the cell missing, a field of the wrong
@@ -94,34 +113,33 @@ class CellRecord:
         missing = [k for k in KEYS if k not in data]
         if missing:
             raise ValueError(f"no family, model, regime and side{at} (missing {missing})")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} - {"read_back"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"CellRecord: expected only a cell's keys{at}, got {unknown}")
-        values = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()}
         for k in PER_SAMPLE:
-            if not isinstance(values.get(k, []), list):
-                raise ValueError(f"CellRecord: expected {k} a list{at}, got {values[k]!r:.40}")
-        if not isinstance(values["side"], int) or isinstance(values["side"], bool):
-            raise ValueError(f"CellRecord: expected an int side{at}, got {values['side']!r}")
-        return cls(**values)
+            if not isinstance(data.get(k, []), list | np.ndarray):
+                raise ValueError(f"CellRecord: expected {k} a list{at}, got {data[k]!r:.40}")
+        if not isinstance(data["side"], int) or isinstance(data["side"], bool):
+            raise ValueError(f"CellRecord: expected an int side{at}, got {data['side']!r}")
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of the file: every field."""
-        return dataclasses.asdict(self)
+        """The JSON object of the file: every field but ``read_back``, arrays as lists."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del out["read_back"]
+        return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in out.items()}
 
     def point(self) -> dict[str, Any]:
-        """The experiment's point: the fields that describe the measurement (not the cell's
-        name, provenance or schema), per-sample lists as float arrays, ``skipped`` only where
-        the cell was not attacked."""
-        drop = {"name", "made_of", "torch", "stored", "schema"}
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name in drop or (v is None and f.name == "skipped"):
-                continue
-            out[f.name] = np.asarray(v, dtype=float) if f.name in PER_SAMPLE else v
-        return out
+        """The measurement as a dict (for tables and figures): the fields that describe it (not
+        the cell's name, provenance or schema) and hold a value (``skipped`` only where the cell
+        was not attacked, seconds and memory only where they were recorded)."""
+        drop = {"name", "made_of", "torch", "stored", "schema", "read_back"}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in drop and getattr(self, f.name) is not None
+        }
 
 
 def read_record(path: Path) -> CellRecord:

@@ -32,6 +32,7 @@ import math
 import sys
 from typing import Any
 
+from hdbench.results.cells import CellRecord
 from hdbench.suite import common, provenance
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import models as M
@@ -62,7 +63,7 @@ def scaling_results() -> dict[str, Any]:
 scaling_results.timeout = TIMEOUT
 
 
-def _point(results: dict, family: str, model: str, regime: str, side: int) -> dict[str, Any]:
+def _point(results: dict, family: str, model: str, regime: str, side: int) -> CellRecord:
     cfg = results["config"]
     key = (family, model, regime, side)
     if key not in results["points"]:
@@ -95,7 +96,7 @@ ATTACK_TRACKS = {
 }
 
 
-@common.tracks(POINT_TRACKS, attr="p")
+@common.tracks(POINT_TRACKS, via="_value")
 @common.tracks(ATTACK_TRACKS, via="_attack")
 class TrackScaling:
     """Minimal perturbations and their diagnostics per data family, model, regime and side."""
@@ -108,13 +109,16 @@ class TrackScaling:
 
     def setup(self, results: dict, family: str, model: str, regime: str, side: int) -> None:
         self.p = _point(results, family, model, regime, side)
-        if "clean_accuracy" not in self.p:  # not trained at all (e.g. regime's side cap)
-            common.skip(self.p["skipped"])
+        if not self.p.trained:  # e.g. beyond the regime's side cap
+            common.skip(self.p.skipped)
+
+    def _value(self, key: str) -> Any:
+        return getattr(self.p, key)
 
     def _attack(self, key: str) -> float:
-        if "skipped" in self.p:
-            common.skip_in_benchmark(self.p["skipped"])
-        return float(self.p[key])
+        if self.p.skipped is not None:
+            common.skip_in_benchmark(self.p.skipped)
+        return float(getattr(self.p, key))
 
 
 def _slopes(results: dict, family: str, model: str, regime: str) -> dict[str, Any]:

@@ -114,10 +114,10 @@ def _assert_same_points(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         for k in ("l2", "l2_area", "linf", "m", "margin", "eps_m_n"):
-            if k in a[key]:
-                np.testing.assert_array_equal(np.asarray(b[key][k]), a[key][k], err_msg=str(key))
+            np.testing.assert_array_equal(getattr(b[key], k), getattr(a[key], k), err_msg=str(key))
         for k in ("clean_accuracy", "median_l2", "train_accuracy", "skipped"):
-            assert a[key].get(k) == b[key].get(k), (key, k)
+            x, y = getattr(a[key], k), getattr(b[key], k)
+            assert x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)), (key, k)
 
 
 def test_cells_stopped_and_resumed_give_the_results_of_one_run(torch_backend, tmp_path):
@@ -146,7 +146,7 @@ def test_cells_stopped_and_resumed_give_the_results_of_one_run(torch_backend, tm
     computed = S.run(cfg)
     assert read_back["slopes"] == computed["slopes"]
     assert (read_back["cells_read"], computed["cells_read"]) == (6, 0)
-    assert read_back["points"][("upsampled", "mlp", "fewer", 16)]["attack_s"] > 0
+    assert read_back["points"][("upsampled", "mlp", "fewer", 16)].attack_s > 0
 
 
 def test_an_attack_predicted_past_the_deadline_is_not_started(torch_backend, tmp_path, clock):
@@ -169,7 +169,7 @@ def test_an_attack_predicted_past_the_deadline_is_not_started(torch_backend, tmp
     said: list[str] = []
     finished = S.run_cells(cfg, store=store, deadline=time.monotonic() + 300, log=said.append)
     assert "(about 400 s) is longer than the 299 s given; starting it all the same" in said[1]
-    assert finished[cell8]["attack_s"] == 100.0 and not kept.exists()
+    assert finished[cell8].attack_s == 100.0 and not kept.exists()
     _assert_same_points({cell16: S.run_cells(cfg)[cell16]}, {cell16: finished[cell16]})
     # a cell that was not attacked (it did not learn) predicts nothing
     store.store(cfg, cell8, "cpu", {**made_up, "skipped": "did not learn", "attacked": 0})
@@ -259,9 +259,9 @@ def test_a_stored_cell_reads_back_whole_and_bad_files_are_named(tmp_path):
     }
     store.store(cfg, cell, "cpu", point)
     back = store.load(cfg, cell, "cpu")
-    np.testing.assert_array_equal(back["l2"], point["l2"])
-    assert back["linf"].size == 0  # every per-sample key, empty where there is none
-    assert math.isnan(back["pixels_90"]) and math.isnan(back["level_shares"][1])
+    np.testing.assert_array_equal(back.l2, point["l2"])
+    assert back.linf.size == 0  # every per-sample field, empty where there is none
+    assert math.isnan(back.pixels_90) and math.isnan(back.level_shares[1])
     (record,) = store.records()
     assert record.made_of == C.CellStore.made_of(cfg, cell, "cpu")
     assert record.made_of["version"] == C.CELL_VERSION

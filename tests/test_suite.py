@@ -639,15 +639,13 @@ def test_scaling_benchmarks_share_one_run_and_read_it(monkeypatch: pytest.Monkey
     results = bsc.TrackScalingSlope().setup_cache()  # as asv calls it: on an instance
     point = bsc.TrackScaling()
     point.setup(results, "upsampled", "mlp", "fewer", 16)
-    assert (
-        point.track_median_l2() == results["points"][("upsampled", "mlp", "fewer", 16)]["median_l2"]
-    )
+    assert point.track_median_l2() == results["points"][("upsampled", "mlp", "fewer", 16)].median_l2
     assert point.track_median_l2_area() == pytest.approx(point.track_median_l2() / 16, rel=0.3)
     with pytest.raises(NotImplementedError, match="not in the cpu size"):
         point.setup(results, "natural", "mlp", "fewer", 16)
     with pytest.raises(NotImplementedError, match="'more' regime runs to side 16"):
         point.setup(results, "upsampled", "mlp", "more", 32)
-    results["points"][("upsampled", "mlp", "fewer", 8)]["skipped"] = "did not learn: test"
+    results["points"][("upsampled", "mlp", "fewer", 8)].skipped = "did not learn: test"
     point.setup(results, "upsampled", "mlp", "fewer", 8)
     assert point.track_clean_accuracy() > 0
     with pytest.raises(SkipNotImplemented, match="did not learn"):

@@ -47,7 +47,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hdbench.results.cells import (
@@ -68,7 +67,7 @@ from hdbench.results.vocabulary import READINGS, VERDICT_CODES, VERDICTS
 CELL_VERSION = "1"
 CELLS_ENV = "HDBENCH_SCALING_CELLS"
 STOPPED = 3  # ``run``'s exit status when its budget stopped it
-__all__ = ["PER_SAMPLE", "CellStore", "as_point", "fit", "not_run"]
+__all__ = ["PER_SAMPLE", "CellStore", "fit", "not_run"]
 
 
 class CellStore(CellFolder):
@@ -101,27 +100,22 @@ class CellStore(CellFolder):
         """Where the cell's training keeps its state until the cell is stored."""
         return self.path(self.name(cfg, cell, device), ".train.pt")
 
-    def load(self, cfg: Any, cell: Cell, device: str) -> dict[str, Any] | None:
-        """The stored point of the cell (per-sample lists as arrays), or None."""
-        record = self.read(self.name(cfg, cell, device))
-        return None if record is None else record.point()
+    def load(self, cfg: Any, cell: Cell, device: str) -> CellRecord | None:
+        """The stored record of the cell, or None."""
+        return self.read(self.name(cfg, cell, device))
 
-    def store(self, cfg: Any, cell: Cell, device: str, point: dict[str, Any]) -> None:
-        """Keep `point` (as ``scaling._point`` returns it) as the cell's, with what it depends
-        on, and drop its training checkpoint."""
-        family, model, regime, side = cell
-        values = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in point.items()}
-        record = CellRecord(
-            family=family,
-            model=model,
-            regime=regime,
-            side=side,
-            name=self.name(cfg, cell, device),
-            made_of=self.made_of(cfg, cell, device),
-            torch=torch.__version__,
-            stored=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            **values,
-        )
+    def store(self, cfg: Any, cell: Cell, device: str, record: CellRecord | dict) -> None:
+        """Keep `record` (or the fields of one, as ``scaling._point`` measures them) as the
+        cell's, named and with what it depends on (set on it), and drop its training
+        checkpoint."""
+        if isinstance(record, dict):
+            record = CellRecord(*cell, **record)
+        if record.cell != tuple(cell):
+            raise ValueError(f"CellStore.store: expected a record of {cell}, got {record.cell}")
+        record.name = self.name(cfg, cell, device)
+        record.made_of = self.made_of(cfg, cell, device)
+        record.torch = torch.__version__
+        record.stored = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.write(record)
         self.checkpoint(cfg, cell, device).unlink(missing_ok=True)
 
@@ -133,17 +127,9 @@ class CellStore(CellFolder):
         out = {}
         for s in (s for s in cfg.sides if s < side):
             p = self.load(cfg, (family, model, regime, s), device)
-            if p is not None and "skipped" not in p and p.get("attack_s") is not None:
-                out[s] = p["attack_s"]
+            if p is not None and p.skipped is None and p.attack_s is not None:
+                out[s] = p.attack_s
         return out
-
-
-def as_point(record: CellRecord | dict[str, Any]) -> dict[str, Any]:
-    """A cell's record (or its JSON object) as the experiment's point: per-sample lists as
-    arrays."""
-    if not isinstance(record, CellRecord):
-        record = CellRecord.from_dict(record)
-    return record.point()
 
 
 def predicted_attack_s(seconds: dict[int, float], side: int) -> float:
@@ -246,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def grouped(records: list[CellRecord]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
-    """{(family, model, regime): {side: point}} of `records`; a cell given twice keeps the
+def grouped(records: list[CellRecord]) -> dict[tuple[str, str, str], dict[int, CellRecord]]:
+    """{(family, model, regime): {side: record}} of `records`; a cell given twice keeps the
     last."""
-    out: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    out: dict[tuple[str, str, str], dict[int, CellRecord]] = {}
     for rec in records:
-        out.setdefault((rec.family, rec.model, rec.regime), {})[rec.side] = rec.point()
+        out.setdefault((rec.family, rec.model, rec.regime), {})[rec.side] = rec
     return out
 
 

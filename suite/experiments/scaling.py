@@ -2,7 +2,8 @@
 
 For every data family, model family and training regime, a classifier is trained at each side;
 the correctly classified test points (the same seeded test scenes at every side) are attacked;
-per-sample norms and diagnostics are kept, summarised per side and fitted across sides:
+per-sample norms and diagnostics are kept, summarised per side (one ``results.cells.CellRecord``
+per cell) and fitted across sides:
 
 - norms: minimal pixel L2 and area-normalised L2 (exact for linear models, DeepFool with
   bisection for networks), smallest L-inf epsilon (exact for linear models, PGD bisection for
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from hdbench import kernels
+from hdbench.results.cells import CellRecord
 from hdbench.suite import common
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import attacks
@@ -206,29 +208,30 @@ def _point(
     return out
 
 
-def fit_slopes(
-    cfg: Config, points: dict[int, dict[str, Any]], *, e2: bool = True
-) -> dict[str, Any]:
+def fit_slopes(cfg: Config, points: dict[int, CellRecord], *, e2: bool = True) -> dict[str, Any]:
     """Readings' slopes and verdicts, and (with `e2`) E2's slopes against N, over the sides with
-    norms, of one (family, model, regime): `points` {side: a point as ``_point`` returns it, its
-    per-sample arrays ``l2``, ``l2_area`` and for E2 ``linf``, ``m``, ``margin``, ``eps_m_n``
-    used}, fitted with `cfg`'s bootstrap and seed. Returns {"sides": [...], reading or
-    "e2_<qty>": {...}} or, with fewer than ``MIN_SIDES`` sides, {"sides", "why"}."""
-    sides = [s for s in sorted(points) if points[s].get("l2", np.empty(0)).size]
+    norms, of one (family, model, regime): `points` {side: its record, the per-sample arrays
+    ``l2``, ``l2_area`` and for E2 ``linf``, ``m``, ``margin``, ``eps_m_n`` used}, fitted with
+    `cfg`'s bootstrap and seed. Returns {"sides": [...], reading or "e2_<qty>": {...}} or, with
+    fewer than ``MIN_SIDES`` sides, {"sides", "why"}."""
+    sides = [s for s in sorted(points) if points[s].l2.size]
     out: dict[str, Any] = {"sides": sides}
     if len(sides) < MIN_SIDES:
         out["why"] = f"norms at {len(sides)} sides, fewer than {MIN_SIDES}"
         return out
     for reading, (norm, _, _) in A.READINGS.items():
         xs = [A.against(reading, s) for s in sides]
-        sl = A.loglog_slope(xs, [points[s][norm] for s in sides], n_boot=cfg.n_boot, seed=cfg.seed)
+        sl = A.loglog_slope(
+            xs, [getattr(points[s], norm) for s in sides], n_boot=cfg.n_boot, seed=cfg.seed
+        )
         out[reading] = {**sl._asdict(), "verdict": A.verdict(sl.low, sl.high)}
     for qty in ("linf", "m", "margin", "eps_m_n") if e2 else ():
-        usable = [s for s in sides if points[s][qty].size and (points[s][qty] > 0).all()]
+        values = {s: getattr(points[s], qty) for s in sides}
+        usable = [s for s in sides if values[s].size and (values[s] > 0).all()]
         if len(usable) < MIN_SIDES:
             continue
         xs = [A.against("l2_N", s) for s in usable]
-        sl = A.loglog_slope(xs, [points[s][qty] for s in usable], n_boot=cfg.n_boot, seed=cfg.seed)
+        sl = A.loglog_slope(xs, [values[s] for s in usable], n_boot=cfg.n_boot, seed=cfg.seed)
         match, inside = A.nearest_prediction(sl)
         out[f"e2_{qty}"] = {**sl._asdict(), "match": match, "match_in_interval": inside}
     return out
@@ -270,10 +273,10 @@ def run_cells(
     ``models.DeadlineReached``, and the same call later resumes.
 
     Returns:
-        ``{(family, model, regime, side): point}``, a point as ``_point`` returns it plus its
-        training samples, training accuracy and seconds (``train_s``, ``attack_s``) and, where
-        it came from the store, ``read_back``; or ``{"skipped": why}`` for a cell outside the
-        size.
+        ``{(family, model, regime, side): CellRecord}``: what ``_point`` measured, with the
+        training samples, training accuracy and seconds (``train_s``, ``attack_s``), and
+        ``read_back`` where it came from the store; for a cell outside the size, an untrained
+        record (``trained`` False) whose ``skipped`` says why.
     """
     if deadline is not None and store is None:
         raise ValueError("run_cells: expected a store with a deadline, got none")
@@ -290,14 +293,15 @@ def run_cells(
                 for side in cfg.sides:
                     key = (family, model_name, regime, side)
                     if regime == "more" and side > cfg.more_max_side:
-                        points[key] = {
-                            "skipped": f"the 'more' regime runs to side "
-                            f"{cfg.more_max_side} in the {cfg.name} size"
-                        }
+                        points[key] = CellRecord(
+                            *key,
+                            skipped=f"the 'more' regime runs to side "
+                            f"{cfg.more_max_side} in the {cfg.name} size",
+                        )
                         continue
                     p = store.load(cfg, key, device) if store is not None else None
                     if p is not None:
-                        p["read_back"] = True
+                        p.read_back = True
                     else:
                         test = test or M.test_set(scenes, cfg.test_points, device)
                         p = _cell(
@@ -315,7 +319,7 @@ def run_cells(
                     points[key] = p
                     say(
                         f"scaling: {family}/{model_name}/{regime} side {side}: accuracy "
-                        f"{p['clean_accuracy']:.3f}, median L2 {p.get('median_l2', math.nan):.4g}"
+                        f"{p.clean_accuracy:.3f}, median L2 {p.median_l2:.4g}"
                         f" ({time.perf_counter() - t0:.0f} s)"
                     )
     return points
@@ -332,7 +336,7 @@ def _cell(
     deadline: float | None,
     given: float | None,
     say: Callable[[str], None],
-) -> dict[str, Any]:
+) -> CellRecord:
     """One cell of ``run_cells``: train, attack the `test` points (x, y), store. `given`: the
     seconds from the call's start to `deadline`."""
     family, model_name, regime, side = cell
@@ -360,7 +364,7 @@ def _cell(
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     a0 = time.perf_counter()
-    p = _point(
+    measured = _point(
         trained.model,
         model_name,
         *test,
@@ -368,14 +372,16 @@ def _cell(
         M.learned_threshold(cfg.classes),
         cfg.batch_pixels,
     )
-    p.update(
+    p = CellRecord(
+        *cell,
+        **measured,
         train_samples=trained.train_samples,
         train_accuracy=trained.train_accuracy,
         train_s=trained.seconds,
         attack_s=time.perf_counter() - a0,
     )
     if device == "cuda":
-        p["max_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        p.max_mem_gib = torch.cuda.max_memory_allocated() / 2**30
     if store is not None:
         store.store(cfg, cell, device, p)
     return p
@@ -394,15 +400,15 @@ def run(
 
     Returns:
         ``{"config": ..., "device": ..., "seconds": ..., "points": {(family, model, regime, side):
-        {...} or {"skipped": why}}, "slopes": {(family, model, regime): {...}}, "control": ...,
+        CellRecord}, "slopes": {(family, model, regime): {...}}, "control": ...,
         "cells_read": cells read back from `store`, not computed in this run}``.
     """
     t0 = time.perf_counter()
     points = run_cells(cfg, device, backend=backend, log=log, store=store)
-    by_cell: dict[tuple, dict[int, dict[str, Any]]] = {}
+    by_cell: dict[tuple, dict[int, CellRecord]] = {}
     for (family, model_name, regime, side), p in points.items():
         kept = by_cell.setdefault((family, model_name, regime), {})
-        if "skipped" not in p:
+        if p.skipped is None:
             kept[side] = p
     return {
         "config": cfg.as_dict(),
@@ -411,5 +417,5 @@ def run(
         "slopes": {k: fit_slopes(cfg, by_side) for k, by_side in by_cell.items()},
         "control": control(cfg, device),
         "seconds": time.perf_counter() - t0,
-        "cells_read": sum(bool(p.get("read_back")) for p in points.values()),
+        "cells_read": sum(p.read_back for p in points.values()),
     }
