@@ -17,7 +17,16 @@ python3 -m venv "$work/venv"
 pip=("$work/venv/bin/python" -m pip --disable-pip-version-check -q)
 # the report's extra as pyproject.toml lists it, and hdbench without its core dependencies
 # (torch, triton): the report must build without them
-mapfile -t report < <("$PY" -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["report"]))')
+# (tomllib from Python 3.11; pip's own copy of tomli on 3.10)
+mapfile -t report < <("$PY" - <<'PYCODE'
+try:
+    import tomllib
+except ImportError:
+    from pip._vendor import tomli as tomllib
+with open("pyproject.toml", "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["report"]))
+PYCODE
+)
 "${pip[@]}" install "${report[@]}"
 "${pip[@]}" install --no-deps "$wheel"
 
