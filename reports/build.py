@@ -386,8 +386,9 @@ def index_context(results: ResultSet, pages: list[Page], out: Path, asv_html: Pa
         names = [n for n in results.benchmarks if split_name(n)[0] in p.modules]
         have = cur[cur["module"].isin(p.modules)]["benchmark"].nunique()
         count = f"{have} of {len(names)} benchmarks with current results"
-        if p.measured_files():
-            count += f"; {len(p.measured_files())} {p.measured_what} in reports/measurements/"
+        measured = p.measured_files()
+        if measured:
+            count += f"; {len(measured)} {p.measured_what} in reports/measurements/"
         listed.append({"file": p.file, "title": p.title, "intro": p.intro, "count": count})
     asv = None
     if asv_html is not None and (asv_html / "index.html").is_file():

@@ -81,7 +81,7 @@ def fits(stored: dict[str, ScalingFit | None]) -> pd.DataFrame:
             "family": r.family,
             "model": r.model,
             "regime": r.regime,
-            "sides": f"{r.sides[0]}–{r.sides[-1]} ({len(r.sides)})",
+            "sides": r.sides_text,
             "reading": r.reading,
             "slope": r.slope,
             "slope_low": r.slope_low,

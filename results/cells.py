@@ -262,6 +262,11 @@ class SlopeRow:
     verdict: int
     sides: list[int]
 
+    @property
+    def sides_text(self) -> str:
+        """``"8–128 (5)"``: the smallest and largest side fitted, and how many."""
+        return f"{self.sides[0]}–{self.sides[-1]} ({len(self.sides)})"
+
 
 FIT_FILE = "scaling_fit.json"  # beside a folder's points files
 

@@ -33,15 +33,16 @@ import sys
 from typing import Any
 
 from hdbench.results.cells import CellRecord
+from hdbench.results.vocabulary import READINGS as VOCABULARY_READINGS
+from hdbench.results.vocabulary import VERDICT_CODES
 from hdbench.suite import common, provenance
-from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import models as M
 from hdbench.suite.experiments import scaling as S
 from hdbench.suite.experiments.cells import store_from_env
 from hdbench.suite.experiments.data import FAMILIES
 
 SIDES = tuple(sorted({s for c in S.SIZES.values() for s in c.sides}))
-READINGS = tuple(A.READINGS)
+READINGS = tuple(VOCABULARY_READINGS)
 QUANTITIES = ("linf", "m", "margin", "eps_m_n")
 NORMS = ("l2", "linf")
 # the CPU default runs in under 2 minutes; the GPU size's cells measured on an H200 (the natural
@@ -158,7 +159,7 @@ class TrackScalingSlope(_SlopeTracks):
         self.s = _slopes(results, family, model, regime)[reading]
 
     def track_verdict(self, *_: Any) -> int:
-        return A.VERDICT_CODES[self.s["verdict"]]
+        return VERDICT_CODES[self.s["verdict"]]
 
     track_verdict.unit = "verdict"
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from hdbench.results.vocabulary import VERDICT_CODES
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import attacks, line_search
 from hdbench.suite.experiments import deepfool as deepfool_search
@@ -487,7 +488,7 @@ def test_a_small_run_reports_points_slopes_and_control(torch_backend):
     assert s["sides"] == [8, 16, 32]
     assert s["l2_N"]["low"] <= s["l2_N"]["value"] <= s["l2_N"]["high"]
     assert s["l2_R"]["value"] == pytest.approx(2 * s["l2_N"]["value"])
-    assert s["l2_N"]["verdict"] in A.VERDICT_CODES
+    assert s["l2_N"]["verdict"] in VERDICT_CODES
     assert "why" in res["slopes"][("upsampled", "linear", "more")]  # two sides only
     assert res["control"]["linf"]["expected_slope"] == -0.5
 

@@ -6,8 +6,9 @@
 - ``verdict``: the rule fixed before any run, for a predicted slope s < 0: "agrees" when the
   interval's upper end is at or below 0.8 s, "disagrees" when its lower end is above 0.6 s,
   "inconclusive" otherwise.
-- ``READINGS``: the readings of "O(1/sqrt(n))": n the pixel count N or the side R, each for the
-  pixel L2 and the area-normalised L2 norm; the prediction is -1/2 against the reading's variable.
+- ``against``: the abscissa of a reading (``results.vocabulary.READINGS``: n the pixel count N
+  or the side R, for the pixel L2 and the area-normalised L2 norm; the paper's prediction is
+  -1/2 against the reading's variable).
 - ``nearest_prediction``: which of E2's predictions for the minimal L-inf epsilon (-1 Goodfellow,
   -1/2, 0 resolution-consistent) the measured slope matches.
 - ``control_distances``: E2's control with a known answer, x uniform in [0, 1]^n and a random
@@ -24,8 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-# reading -> (norm, variable, label); the paper's slope is -1/2 against the variable in each
-from hdbench.results.vocabulary import PREDICTED, READINGS, VERDICT_CODES  # noqa: F401
+from hdbench.results.vocabulary import PREDICTED, READINGS
 
 GOODFELLOW_PREDICTIONS = (-1.0, -0.5, 0.0)
 

@@ -51,7 +51,6 @@ import torch
 
 from hdbench.results.cells import (
     FIT_FILE,
-    PER_SAMPLE,
     Cell,
     CellFolder,
     CellRecord,
@@ -67,7 +66,6 @@ from hdbench.results.vocabulary import READINGS, VERDICT_CODES, VERDICTS
 CELL_VERSION = "1"
 CELLS_ENV = "HDBENCH_SCALING_CELLS"
 STOPPED = 3  # ``run``'s exit status when its budget stopped it
-__all__ = ["PER_SAMPLE", "CellStore", "fit", "not_run"]
 
 
 class CellStore(CellFolder):
@@ -299,9 +297,8 @@ def _fit_command(args: argparse.Namespace) -> int:
         raise ValueError(f"cells fit: expected a folder of cells, got none in {args.sources[0]}")
     result = fit(records, args.size, [Path(s).name for s in args.sources])
     for r in result.slopes:
-        sides = f"{r.sides[0]}–{r.sides[-1]} ({len(r.sides)})"
         print(
-            f"{r.family}/{r.model}/{r.regime} sides {sides} {r.reading:10s} "
+            f"{r.family}/{r.model}/{r.regime} sides {r.sides_text} {r.reading:10s} "
             f"{r.slope:+.3f} [{r.slope_low:+.3f}, {r.slope_high:+.3f}] {VERDICTS[r.verdict]}"
         )
     if args.out is not None:

@@ -36,6 +36,7 @@ import torch
 
 from hdbench import kernels
 from hdbench.results.cells import CellRecord
+from hdbench.results.vocabulary import READINGS
 from hdbench.suite import common
 from hdbench.suite.experiments import analysis as A
 from hdbench.suite.experiments import attacks
@@ -219,7 +220,7 @@ def fit_slopes(cfg: Config, points: dict[int, CellRecord], *, e2: bool = True) -
     if len(sides) < MIN_SIDES:
         out["why"] = f"norms at {len(sides)} sides, fewer than {MIN_SIDES}"
         return out
-    for reading, (norm, _, _) in A.READINGS.items():
+    for reading, (norm, _, _) in READINGS.items():
         xs = [A.against(reading, s) for s in sides]
         sl = A.loglog_slope(
             xs, [getattr(points[s], norm) for s in sides], n_boot=cfg.n_boot, seed=cfg.seed
